@@ -1,0 +1,5 @@
+import sys
+
+from tuitune.cli import main
+
+sys.exit(main())

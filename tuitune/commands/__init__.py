@@ -1,0 +1,4 @@
+"""CLI subcommands, one module each (``NAME``, ``HELP``, ``configure``, ``run``).
+
+Modules here must stay cheap to import: heavy libraries go inside ``run``.
+"""

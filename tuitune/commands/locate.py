@@ -1,0 +1,28 @@
+"""``tuitune locate``: print every directory tuitune uses."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "locate"
+HELP = "print every directory tuitune uses (config, sessions, runs, cache, models, assets)"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", nargs="?", help="print only this one (e.g. runs)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuitune.core.errors import TuituneError
+    from tuitune.core.paths import all_locations
+
+    locs = all_locations()
+    if args.what:
+        if args.what not in locs:
+            raise TuituneError(f"unknown location {args.what!r}", fix=f"one of {', '.join(locs)}")
+        print(locs[args.what])
+        return 0
+    width = max(map(len, locs))
+    for name, path in locs.items():
+        print(f"{name:<{width}}  {path}")
+    return 0

@@ -1,0 +1,99 @@
+"""The layout of a run directory, in one place.
+
+    RUN/
+      run.json          run id, session path, created, child pid (written at launch)
+      spec.json         the TrainSpec the child trains from
+      events.jsonl      the event protocol (tuitune.core.events)
+      train.log         the child's stdout and stderr
+      data/             curated train.jsonl, eval.jsonl and manifest.json
+      checkpoints/      Trainer checkpoints (checkpoint-N)
+      adapter/          the final adapter (PEFT methods) or model (full SFT)
+      eval/             before.json, after.json (evaluation results)
+      report.md         the human-readable report
+      exports/          merged models, quantized saves, exported configs
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuitune.core import paths
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    root: Path
+
+    @property
+    def id(self) -> str:
+        return self.root.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "spec.json"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+
+def new_run_id(prefix: str = "run") -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+def new_run_dir(out: str | Path | None = None, prefix: str = "run") -> RunDir:
+    """Create a fresh run directory under ``out`` (default: the runs directory)."""
+    base = Path(out) if out else paths.runs_dir()
+    root = base / new_run_id(prefix)
+    root.mkdir(parents=True, exist_ok=False)
+    return RunDir(root)
+
+
+def find_run(ref: str | Path) -> RunDir:
+    """A run by path or by id (looked up in the runs directory)."""
+    from tuitune.core.errors import TuituneError
+
+    p = Path(ref).expanduser()
+    if (p / "spec.json").is_file() or (p / "events.jsonl").is_file():
+        return RunDir(p.resolve())
+    q = paths.runs_dir() / str(ref)
+    if q.is_dir():
+        return RunDir(q)
+    raise TuituneError(f"no run {str(ref)!r}", fix="pass a run directory or an id from `tuitune runs`")
