@@ -20,6 +20,7 @@ Every event has ``v`` (protocol version), ``type`` and ``time`` (unix seconds). 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -45,10 +46,8 @@ class EventWriter:
         event = {"v": EVENTS_VERSION, "type": type, "time": round(time.time(), 3), **data}
         self._f.write(json.dumps(event, default=str) + "\n")
         self._f.flush()
-        try:
+        with contextlib.suppress(OSError):
             os.fsync(self._f.fileno())
-        except OSError:
-            pass
         return event
 
     def close(self) -> None:

@@ -120,12 +120,14 @@ def resolve_model(ref: str, *, allow_download: bool | None = None) -> ResolvedMo
     if path.exists() or ref.startswith((".", "/", "~")):
         if not path.is_dir():
             raise TuituneError(
-                "model path is not a directory", path=path,
+                "model path is not a directory",
+                path=path,
                 fix="point to a folder with config.json and weights, or use 'default'",
             )
         if not looks_like_model_dir(path):
             raise TuituneError(
-                "not a model directory (no config.json with weights)", path=path,
+                "not a model directory (no config.json with weights)",
+                path=path,
                 fix="point to a folder saved with save_pretrained, or use 'default'",
             )
         return ResolvedModel(ref, path.resolve(), path.name, "local")

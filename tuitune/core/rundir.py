@@ -1,16 +1,16 @@
 """The layout of a run directory, in one place.
 
-    RUN/
-      run.json          run id, session path, created, child pid (written at launch)
-      spec.json         the TrainSpec the child trains from
-      events.jsonl      the event protocol (tuitune.core.events)
-      train.log         the child's stdout and stderr
-      data/             curated train.jsonl, eval.jsonl and manifest.json
-      checkpoints/      Trainer checkpoints (checkpoint-N)
-      adapter/          the final adapter (PEFT methods) or model (full SFT)
-      eval/             before.json, after.json (evaluation results)
-      report.md         the human-readable report
-      exports/          merged models, quantized saves, exported configs
+RUN/
+  run.json          run id, session path, created, child pid (written at launch)
+  spec.json         the TrainSpec the child trains from
+  events.jsonl      the event protocol (tuitune.core.events)
+  train.log         the child's stdout and stderr
+  data/             curated train.jsonl, eval.jsonl and manifest.json
+  checkpoints/      Trainer checkpoints (checkpoint-N)
+  adapter/          the final adapter (PEFT methods) or model (full SFT)
+  eval/             before.json, after.json (evaluation results)
+  report.md         the human-readable report
+  exports/          merged models, quantized saves, exported configs
 """
 
 from __future__ import annotations
@@ -96,4 +96,6 @@ def find_run(ref: str | Path) -> RunDir:
     q = paths.runs_dir() / str(ref)
     if q.is_dir():
         return RunDir(q)
-    raise TuituneError(f"no run {str(ref)!r}", fix="pass a run directory or an id from `tuitune runs`")
+    raise TuituneError(
+        f"no run {str(ref)!r}", fix="pass a run directory or an id from `tuitune runs`"
+    )

@@ -111,12 +111,16 @@ def load_session(path: str | Path) -> Session:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise TuituneError(
-            f"invalid JSON at column {e.colno}: {e.msg}", path=path, line=e.lineno,
+            f"invalid JSON at column {e.colno}: {e.msg}",
+            path=path,
+            line=e.lineno,
             fix="repair the JSON or recreate the session",
         ) from None
     if isinstance(data, dict) and "schema_version" not in data:
         raise TuituneError(
-            "missing field 'schema_version'", path=path, fix=f"add \"schema_version\": {SESSION_SCHEMA_VERSION}"
+            "missing field 'schema_version'",
+            path=path,
+            fix=f'add "schema_version": {SESSION_SCHEMA_VERSION}',
         )
     session: Session = from_dict(Session, data, source=path, schema_version=SESSION_SCHEMA_VERSION)
     session.path = str(path)

@@ -78,11 +78,15 @@ class TrainSpec:
     save_total_limit: int = _f(2, "Checkpoints kept on disk.")
     # Speed levers
     packing: bool = _f(False, "Pack several examples per row (best-fit decreasing).")
-    attn_implementation: str = _f("", "sdpa, eager, flex_attention or flash_attention_2; empty = auto.")
+    attn_implementation: str = _f(
+        "", "sdpa, eager, flex_attention or flash_attention_2; empty = auto."
+    )
     use_liger_kernel: bool = _f(False, "Liger's fused Triton kernels (GPU only).")
     torch_compile: bool = _f(False, "Compile the model with torch.compile.")
     # Robustness and integrations
-    auto_oom_retry: bool = _f(False, "On CUDA OOM, retry with half the micro-batch, 2x accumulation.")
+    auto_oom_retry: bool = _f(
+        False, "On CUDA OOM, retry with half the micro-batch, 2x accumulation."
+    )
     report_to: list[str] = _f([], "Trackers for TRL's report_to (tensorboard, trackio, wandb).")
     trust_remote_code: bool = _f(False, "Run code shipped with the model; off unless you trust it.")
     use_cpu: bool = _f(False, "Force the CPU even where a GPU exists.")
@@ -202,7 +206,9 @@ def from_dict(
                 fix=f"expected {getattr(tp, '__name__', tp)}",
             )
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            value = from_dict(tp, value, source=source, schema_version=None, prefix=f"{prefix}{name}.")
+            value = from_dict(
+                tp, value, source=source, schema_version=None, prefix=f"{prefix}{name}."
+            )
         kwargs[name] = value
     try:
         return cls(**kwargs)
