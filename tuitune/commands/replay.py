@@ -1,0 +1,32 @@
+"""``tuitune replay SESSION``: run a saved session headless, for scripts and CI."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "replay"
+HELP = "run a saved session headless: prepare data, train, evaluate, report"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("session", help="session file (e.g. assets/sessions/quickstart.json)")
+    p.add_argument("--out", help="directory for the run (default: the runs directory)")
+    p.add_argument("--seed", type=int, help="override the session's seed")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a training-spec field, e.g. --set max_steps=20 (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuitune.replay import parse_overrides, print_summary, replay
+
+    result = replay(
+        args.session, out=args.out, seed=args.seed, overrides=parse_overrides(args.overrides)
+    )
+    print_summary(result)
+    return 0
