@@ -131,11 +131,7 @@ def replay(
 ) -> ReplayResult:
     """Run a session end to end; raise TuituneError on bad input or a failed run."""
     from tuitune.core.atomic import write_json_atomic
-    from tuitune.core.data.prepare import prepare_data
-    from tuitune.core.evaluation import run_evaluation
     from tuitune.core.models import resolve_model
-    from tuitune.core.report import summary_rows, write_report
-    from tuitune.core.runs import start_run, wait_run
 
     stream = stream or sys.stdout
     say = Printer(stream)
@@ -154,6 +150,9 @@ def replay(
     run = new_run_dir(out)
     say.line(f"run: {run.root}")
     write_json_atomic(run.root / "session.json", session.to_dict())
+
+    from tuitune.core.data.prepare import prepare_data
+    from tuitune.core.runs import start_run, wait_run
 
     prepared = prepare_data(
         train_paths,
@@ -197,6 +196,9 @@ def replay(
     rows: list[tuple[str, ...]] = []
     report: Path | None = None
     if session.evaluation.task or session.evaluation.eval_file:
+        from tuitune.core.evaluation import run_evaluation
+        from tuitune.core.report import summary_rows, write_report
+
         adapter = run.adapter if spec.uses_peft else None
         base = Path(spec.model) if spec.uses_peft else run.adapter
         choice = dataclasses.replace(
