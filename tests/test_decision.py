@@ -1,0 +1,77 @@
+"""The decision tree follows the seed guide's order; flags are counted and named."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuitune.core import decision
+from tuitune.core.decision import QUESTIONS, decide, example_count_flags, record
+
+
+def test_questions_are_in_the_guides_order() -> None:
+    assert [q.key for q in QUESTIONS] == [
+        "prompt_solves",
+        "needs_documents",
+        "needs_consistency",
+        "privacy_critical",
+        "inference_cost",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("yes", "approach"),
+    [
+        ("prompt_solves", "prompt"),
+        ("needs_documents", "rag"),
+        ("needs_consistency", "finetune"),
+        ("privacy_critical", "finetune"),
+        ("inference_cost", "finetune_small"),
+    ],
+)
+def test_each_yes_leads_where_the_tree_says(yes: str, approach: str) -> None:
+    v = decide({yes: True})
+    assert v.approach == approach
+    assert v.decided_by == yes
+    assert v.reasons
+
+
+def test_first_yes_wins() -> None:
+    # A good prompt beats everything after it, even if fine-tuning questions say yes.
+    v = decide({"prompt_solves": True, "needs_consistency": True, "inference_cost": True})
+    assert v.approach == "prompt"
+    v = decide({"needs_documents": True, "privacy_critical": True})
+    assert v.approach == "rag"
+
+
+def test_all_no_means_try_prompting_or_rag_first() -> None:
+    v = decide({})
+    assert v.approach == "try_first"
+    assert not v.fine_tune
+    assert "prompting or RAG" in v.reasons[0]
+
+
+def test_flags_are_counted_and_red_flags_named_on_a_fine_tune_verdict() -> None:
+    v = decide(
+        {"needs_consistency": True},
+        {"examples_lt_100": True, "no_few_shot": True, "strict_format": True},
+    )
+    assert len(v.red) == 2 and len(v.green) == 1
+    assert v.caution
+    assert any("2 red flag(s)" in r and "fewer than 100" in r for r in v.reasons)
+
+
+def test_example_count_flags() -> None:
+    assert example_count_flags(50) == {"examples_lt_100": True, "examples_500": False}
+    assert example_count_flags(500) == {"examples_lt_100": False, "examples_500": True}
+    assert example_count_flags(300) == {"examples_lt_100": False, "examples_500": False}
+
+
+def test_record_notes_going_on_against_the_verdict() -> None:
+    rec = record({"prompt_solves": True}, {}, proceed=True)
+    assert rec["verdict"] == "prompt" and rec["proceed_against"] is True
+    rec = record({"needs_consistency": True}, {"persona": True}, proceed=True)
+    assert rec["proceed_against"] is False and rec["green_count"] == 1
+
+
+def test_quickstart_defaults_lead_to_fine_tuning() -> None:
+    assert decide(decision.QUICKSTART_ANSWERS, decision.QUICKSTART_FLAGS).fine_tune
