@@ -1,0 +1,357 @@
+"""Cleaning steps applied to standard-form rows, each reporting what it changed.
+
+Every step gets the list of ``Item`` (origin + row) and returns the items it keeps, filling
+a ``StepReport`` with counts and a few before/after examples, so the wizard and
+``tuitune data check`` can show *what* was done, not just that something was.
+
+Steps, in order (each can be turned off in the ``curation`` dict, see ``DEFAULTS``):
+``strip_html`` -> ``normalize_whitespace`` -> ``drop_broken`` -> ``pii`` -> ``dedup_exact``
+-> ``dedup_near`` -> ``token_length``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tuitune.core.errors import TuituneError
+
+DEFAULTS: dict[str, Any] = {
+    "strip_html": True,
+    "normalize_whitespace": True,
+    "drop_broken": True,
+    "pii": "redact",  # "redact" | "drop" | "off"
+    "dedup_exact": True,
+    "dedup_near": True,
+    "near_threshold": 0.85,  # estimated Jaccard similarity of word 5-gram shingles
+    "token_length": True,  # drop rows longer than max_length tokens (needs a tokenizer)
+    "min_completion_chars": 1,
+}
+PII_MODES = ("redact", "drop", "off")
+MAX_EXAMPLES = 3
+_SNIPPET = 160
+
+CONTENT_KEYS = ("content", "prompt", "completion", "chosen", "rejected", "text")
+
+
+@dataclass
+class Item:
+    """A row being curated, with where it came from ("file:line")."""
+
+    origin: str
+    row: dict[str, Any]
+
+
+@dataclass
+class StepReport:
+    """What one curation step did: rows changed and dropped, with up to 3 examples.
+
+    Each example is ``{"origin": "file:line", "before": str, "after": str}`` (``after`` is
+    empty for a dropped row; ``reason`` says why).
+    """
+
+    name: str
+    title: str
+    enabled: bool = True
+    changed: int = 0
+    dropped: int = 0
+    examples: list[dict[str, str]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def example(self, origin: str, before: str, after: str = "", reason: str = "") -> None:
+        if len(self.examples) < MAX_EXAMPLES:
+            ex = {"origin": origin, "before": _snip(before), "after": _snip(after)}
+            if reason:
+                ex["reason"] = reason
+            self.examples.append(ex)
+
+    def summary(self) -> str:
+        if not self.enabled:
+            return f"{self.title}: off"
+        parts = []
+        if self.changed:
+            parts.append(f"{self.changed} changed")
+        if self.dropped:
+            parts.append(f"{self.dropped} dropped")
+        return f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
+
+
+@dataclass
+class CurationReport:
+    """All steps, in order, with the row counts before and after."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    steps: list[StepReport] = field(default_factory=list)
+
+    def step(self, name: str) -> StepReport:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _snip(text: str) -> str:
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 1] + "…"
+
+
+def row_text(row: dict[str, Any]) -> str:
+    """All the text of a row, turns joined by newlines (for hashing, PII search, examples)."""
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, dict):
+            for k in CONTENT_KEYS:
+                if k in value:
+                    walk(value[k])
+
+    walk(row)
+    return "\n".join(parts)
+
+
+def map_text(row: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of ``row`` with ``fn`` applied to every content string (roles and labels kept)."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return fn(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: (walk(v) if k in CONTENT_KEYS else v) for k, v in value.items()}
+        return value
+
+    return {k: (walk(v) if k in CONTENT_KEYS or k == "messages" else v) for k, v in row.items()}
+
+
+def resolve_config(curation: dict[str, Any] | None) -> dict[str, Any]:
+    """DEFAULTS updated with the user's choices; unknown keys are refused (typos show)."""
+    config = dict(DEFAULTS)
+    for k, v in (curation or {}).items():
+        if k not in DEFAULTS:
+            raise TuituneError(
+                f"unknown curation option {k!r}", fix=f"use one of {', '.join(DEFAULTS)}"
+            )
+        config[k] = v
+    if config["pii"] is True:
+        config["pii"] = "redact"
+    if config["pii"] in (False, None):
+        config["pii"] = "off"
+    if config["pii"] not in PII_MODES:
+        raise TuituneError(f"unknown PII mode {config['pii']!r}", fix="use redact, drop or off")
+    return config
+
+
+# --- text cleaning ----------------------------------------------------------------------------
+
+_TAG = re.compile(
+    r"</?(?:p|div|span|br|hr|b|i|u|em|strong|a|img|li|ul|ol|h[1-6]|table|tr|td|th|tbody|thead|"
+    r"font|center|small|big|sup|sub|blockquote|pre|code|html|body|head|title|meta|link|"
+    r"section|article|header|footer|nav|label|button|input|form|iframe|tt)\b[^<>]*?/?>",
+    re.IGNORECASE,
+)
+_SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,10});")
+_BLOCK_BREAK = re.compile(r"<(?:br|/p|/div|/li|/h[1-6]|/tr)\b[^>]*>", re.IGNORECASE)
+
+
+def strip_html(text: str) -> str:
+    """Remove HTML tags, comments, script/style blocks and entities; code in backticks and
+    angle brackets used as text (``a < b``, ``<T>`` in generics) are left alone."""
+    if "<" not in text and "&" not in text:
+        return text
+    out = _SCRIPT.sub("", text)
+    out = _COMMENT.sub("", out)
+    out = _BLOCK_BREAK.sub(lambda m: m.group(0) + "\n", out)
+    out = _TAG.sub("", out)
+    if _ENTITY.search(out):
+        out = html.unescape(out)
+    return out
+
+
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
+
+
+def normalize_whitespace(text: str) -> str:
+    """Collapse runs of spaces, trim line ends, keep at most one blank line, drop control
+    characters; indentation at line starts is kept (code and YAML depend on it)."""
+    out = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    lines = []
+    for line in out.split("\n"):
+        indent = len(line) - len(line.lstrip(" \t"))
+        lines.append(line[:indent] + _SPACES.sub(" ", line[indent:]).rstrip())
+    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _text_step(items: list[Item], step: StepReport, fn: Callable[[str], str]) -> list[Item]:
+    for item in items:
+        new = map_text(item.row, fn)
+        if new != item.row:
+            step.changed += 1
+            step.example(item.origin, row_text(item.row), row_text(new))
+            item.row = new
+    return items
+
+
+# --- structure ----------------------------------------------------------------------------
+
+
+def broken_reason(row: dict[str, Any], fmt: str) -> str | None:
+    """Why a standard-form row cannot train, or None when it can."""
+    if fmt == "messages":
+        msgs = row.get("messages") or []
+        return _conversation_problem(msgs)
+    if fmt in ("prompt_completion", "unpaired_preference"):
+        completion = row.get("completion")
+        if not row_text({"completion": completion}).strip():
+            return "empty completion"
+        if isinstance(completion, list) and not any(m["role"] == "assistant" for m in completion):
+            return "completion has no assistant turn"
+        if not row_text({"prompt": row.get("prompt")}).strip():
+            return "empty prompt"
+        return None
+    if fmt == "preference":
+        chosen, rejected = row.get("chosen"), row.get("rejected")
+        if not row_text({"chosen": chosen}).strip() or not row_text({"rejected": rejected}).strip():
+            return "empty chosen or rejected answer"
+        if chosen == rejected:
+            return "chosen and rejected are identical"
+        return None
+    if fmt == "text":
+        return None if str(row.get("text", "")).strip() else "empty text"
+    return None
+
+
+def _conversation_problem(msgs: list[dict[str, str]]) -> str | None:
+    if not msgs:
+        return "empty conversation"
+    turns = [m for m in msgs if m["role"] != "system"]
+    if any(m["role"] == "system" for m in msgs[1:]):
+        return "system message after the first turn"
+    if not turns:
+        return "only a system message"
+    if turns[0]["role"] != "user":
+        return f"first turn is {turns[0]['role']}, expected user"
+    if not any(m["role"] == "assistant" for m in turns):
+        return "no assistant turn"
+    last_assistant = max(i for i, m in enumerate(turns) if m["role"] == "assistant")
+    prev = None
+    for m in turns:
+        if m["role"] == prev and m["role"] in ("user", "assistant"):
+            return f"two {m['role']} turns in a row"
+        prev = m["role"]
+    if not turns[last_assistant]["content"].strip():
+        return "empty assistant answer"
+    if last_assistant != len(turns) - 1:
+        return f"ends with a {turns[-1]['role']} turn after the last answer"
+    if any(not m["content"].strip() for m in turns if m["role"] == "user"):
+        return "empty user turn"
+    return None
+
+
+def _drop_broken(items: list[Item], fmt: str, step: StepReport) -> list[Item]:
+    kept = []
+    reasons: dict[str, int] = {}
+    for item in items:
+        reason = broken_reason(item.row, fmt)
+        if reason is None:
+            kept.append(item)
+            continue
+        step.dropped += 1
+        reasons[reason] = reasons.get(reason, 0) + 1
+        step.example(item.origin, row_text(item.row), reason=reason)
+    step.details["reasons"] = reasons
+    return kept
+
+
+def _dedup_exact(items: list[Item], step: StepReport) -> list[Item]:
+    import hashlib
+    import json
+
+    seen: dict[str, str] = {}
+    kept = []
+    for item in items:
+        key = hashlib.blake2b(
+            json.dumps(item.row, sort_keys=True, ensure_ascii=False).encode(), digest_size=16
+        ).hexdigest()
+        if key in seen:
+            step.dropped += 1
+            step.example(item.origin, row_text(item.row), reason=f"same as {seen[key]}")
+            continue
+        seen[key] = item.origin
+        kept.append(item)
+    return kept
+
+
+# --- the pipeline ---------------------------------------------------------------------------
+
+
+def curate(
+    items: list[Item],
+    fmt: str,
+    curation: dict[str, Any] | None = None,
+    *,
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[Item], CurationReport]:
+    """Run the curation steps on standard-form rows of format ``fmt`` (a DATA_FORMATS value).
+
+    Items are modified in place (they are the pipeline's own copies, never the user's files).
+    ``tokenizer`` (a transformers tokenizer) enables the token-length filter.
+    """
+    from tuitune.core.data import dedup, pii
+
+    config = resolve_config(curation)
+    report = CurationReport(rows_in=len(items))
+
+    def begin(name: str, title: str, enabled: bool) -> StepReport:
+        step = StepReport(name, title, enabled=bool(enabled))
+        report.steps.append(step)
+        if progress is not None and enabled:
+            progress(title)
+        return step
+
+    step = begin("strip_html", "Strip HTML and markup", config["strip_html"])
+    if step.enabled:
+        items = _text_step(items, step, strip_html)
+    step = begin("normalize_whitespace", "Normalise whitespace", config["normalize_whitespace"])
+    if step.enabled:
+        items = _text_step(items, step, normalize_whitespace)
+    step = begin("drop_broken", "Drop empty or role-broken rows", config["drop_broken"])
+    if step.enabled:
+        items = _drop_broken(items, fmt, step)
+    step = begin("pii", f"PII ({config['pii']})", config["pii"] != "off")
+    if step.enabled:
+        items = pii.pii_step(items, step, mode=config["pii"])
+    step = begin("dedup_exact", "Exact duplicates", config["dedup_exact"])
+    if step.enabled:
+        items = _dedup_exact(items, step)
+    step = begin("dedup_near", "Near duplicates (MinHash LSH)", config["dedup_near"])
+    if step.enabled:
+        items = dedup.near_dedup_step(items, step, threshold=float(config["near_threshold"]))
+    can_measure = tokenizer is not None and max_length is not None
+    step = begin("token_length", "Token length", config["token_length"] and can_measure)
+    if step.enabled:
+        from tuitune.core.data import stats
+
+        items = stats.token_length_step(items, fmt, step, tokenizer, int(max_length or 0))
+    elif config["token_length"]:
+        step.details["skipped"] = "no tokenizer or max_length given"
+    report.rows_out = len(items)
+    return items, report

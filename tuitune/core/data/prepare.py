@@ -1,0 +1,300 @@
+"""The data pipeline: load -> detect -> convert -> curate -> split -> write, with a manifest.
+
+``prepare_data`` reads the user's files (never writing to them), converts every row to TRL's
+standard form, runs the curation steps and writes ``train.jsonl``, ``eval.jsonl`` and
+``manifest.json`` atomically into ``out_dir`` (the run's ``data/`` folder). The manifest
+records the inputs (with size and SHA-256), the detected format, every curation step with its
+counts, the split and the seed, so a run can say exactly what it trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuitune.core.atomic import write_bytes_atomic, write_json_atomic
+from tuitune.core.data.curation import CurationReport, Item, curate
+from tuitune.core.data.formats import SOURCE_FORMATS, TARGET_OF, FormatGuess, RowError, convert_row
+from tuitune.core.data.formats import detect_format as _detect
+from tuitune.core.data.loading import LoadReport, Row, iter_rows
+from tuitune.core.errors import TuituneError
+
+MANIFEST_VERSION = 1
+DETECT_SAMPLE = 500
+MIN_VAL, MAX_VAL = 0.0, 0.5
+
+
+@dataclass
+class PreparedData:
+    """What ``prepare_data`` wrote and what it found.
+
+    ``train_file`` / ``eval_file`` are the curated JSONL files (``eval_file`` is None when no
+    validation split was made); ``data_format`` is a ``TrainSpec.DATA_FORMATS`` value;
+    ``report`` is the curation report; ``guess`` the format detection; ``load`` the loading
+    report (bad rows skipped); ``stats`` is filled by callers that compute statistics.
+    """
+
+    train_file: Path
+    eval_file: Path | None
+    data_format: str
+    manifest: dict[str, Any]
+    report: CurationReport
+    guess: FormatGuess
+    load: LoadReport
+    train_rows: int = 0
+    eval_rows: int = 0
+    mixed_dropped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f.name.encode())
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def read_and_convert(
+    paths: Sequence[str | Path],
+    *,
+    fmt: str = "auto",
+    on_bad_rows: str = "stop",
+    load: LoadReport | None = None,
+) -> tuple[list[Item], FormatGuess, int]:
+    """Load rows and convert them to standard form.
+
+    Returns the items, the format guess (forced when ``fmt`` names a source format) and the
+    number of rows dropped because they were in another format than the majority (mixed
+    files; those are bad rows, so ``on_bad_rows="stop"`` refuses them).
+    """
+    load = load if load is not None else LoadReport()
+    rows: list[Row] = list(iter_rows(paths, on_bad_rows=on_bad_rows, report=load))
+    if not rows:
+        raise TuituneError("no usable rows", path=paths[0] if paths else None)
+    sample = [r.data for r in _spread(rows, DETECT_SAMPLE)]
+    guess = _detect(sample)
+    if fmt != "auto":
+        if fmt not in SOURCE_FORMATS:
+            raise TuituneError(
+                f"unknown data format {fmt!r}",
+                fix=f"use auto or one of {', '.join(SOURCE_FORMATS)}",
+            )
+        guess = FormatGuess(
+            fmt, TARGET_OF[fmt], 1.0, "chosen by you", guess.columns, guess.counts, guess.mixed
+        )
+    elif not guess.known:
+        first = rows[0]
+        raise TuituneError(
+            f"unknown data format: columns {', '.join(guess.columns) or '(none)'}; nearest "
+            f"supported format is {guess.nearest}; first row: {json.dumps(guess.sample)[:200]}",
+            path=first.path,
+            line=first.line,
+            fix="rename the columns to a supported format (see `tuitune data check --help`)",
+        )
+    stop = on_bad_rows == "stop"
+    items: list[Item] = []
+    mixed = 0
+    from tuitune.core.data.formats import detect_row
+
+    for r in rows:
+        try:
+            kind = detect_row(r.data)
+            if kind is not None and TARGET_OF.get(kind) != guess.target and fmt == "auto":
+                mixed += 1
+                raise RowError(f"row is {kind}, the file is {guess.name} (mixed formats)")
+            converted = convert_row(r.data, guess.name if kind is None or fmt != "auto" else kind)
+        except RowError as e:
+            if stop:
+                raise TuituneError(
+                    str(e),
+                    path=r.path,
+                    line=r.line,
+                    fix="correct the row, or choose to skip bad rows (they are counted)",
+                ) from None
+            load.bad += 1
+            if len(load.bad_rows) < 50:
+                from tuitune.core.data.loading import BadRow
+
+                load.bad_rows.append(BadRow(r.path, r.line, str(e)))
+            continue
+        items.append(Item(f"{Path(r.path).name}:{r.line}", converted))
+    return items, guess, mixed
+
+
+def _spread(rows: Sequence[Row], n: int) -> list[Row]:
+    """Up to ``n`` rows spread over the whole list (mixed formats often start mid-file)."""
+    if len(rows) <= n:
+        return list(rows)
+    step = len(rows) / n
+    return [rows[int(i * step)] for i in range(n)]
+
+
+def split_items(items: list[Item], val_ratio: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """A seeded shuffle-split; at least one validation row when ``val_ratio`` > 0."""
+    if not MIN_VAL <= val_ratio <= MAX_VAL:
+        raise TuituneError(
+            f"validation share {val_ratio} is out of range", fix="use 0.1-0.2 (0 for none)"
+        )
+    if val_ratio == 0 or len(items) < 2:
+        return list(items), []
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(items) * val_ratio))
+    val_idx = set(order[:n_val])
+    train = [it for i, it in enumerate(items) if i not in val_idx]
+    val = [it for i, it in enumerate(items) if i in val_idx]
+    return train, val
+
+
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    return write_bytes_atomic(path, data)
+
+
+def load_tokenizer(tokenizer_dir: Path | str, *, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(
+            str(tokenizer_dir), trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as e:
+        raise TuituneError(f"cannot load the tokenizer ({e})", path=tokenizer_dir) from None
+
+
+def prepare_data(
+    train_paths: Sequence[Path | str],
+    out_dir: Path | str,
+    *,
+    eval_paths: Sequence[Path | str] = (),
+    fmt: str = "auto",
+    val_ratio: float = 0.1,
+    seed: int = 42,
+    on_bad_rows: str = "stop",
+    curation: dict[str, Any] | None = None,
+    tokenizer_dir: Path | str | None = None,
+    max_length: int | None = None,
+    tokenizer: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> PreparedData:
+    """Load, convert, curate and split the user's data into ``out_dir``; return what was done.
+
+    ``fmt`` is ``"auto"`` or a source format (``formats.SOURCE_FORMATS``). ``on_bad_rows`` is
+    ``"stop"`` (first bad row raises TuituneError with file and line) or ``"skip"``.
+    ``curation`` overrides ``curation.DEFAULTS``. With ``tokenizer_dir`` (or an already
+    loaded ``tokenizer``) and ``max_length``, rows longer than ``max_length`` tokens are
+    dropped. When ``eval_paths`` are given they are the validation set (curated the same way,
+    minus duplicates of training rows) and ``val_ratio`` is ignored.
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    train_paths = [Path(p) for p in train_paths]
+    eval_paths = [Path(p) for p in eval_paths]
+    say = progress or (lambda _msg: None)
+    say("Loading data")
+    load = LoadReport()
+    items, guess, mixed = read_and_convert(train_paths, fmt=fmt, on_bad_rows=on_bad_rows, load=load)
+    if tokenizer is None and tokenizer_dir is not None:
+        say("Loading the tokenizer")
+        tokenizer = load_tokenizer(tokenizer_dir)
+    items, report = curate(
+        items, guess.target, curation, tokenizer=tokenizer, max_length=max_length, progress=say
+    )
+    warnings: list[str] = []
+    if eval_paths:
+        ev_items, ev_guess, _ = read_and_convert(
+            eval_paths, fmt=fmt, on_bad_rows=on_bad_rows, load=load
+        )
+        if ev_guess.target != guess.target:
+            raise TuituneError(
+                f"validation data is {ev_guess.name}, training data is {guess.name}",
+                path=eval_paths[0],
+                fix="give both sets in the same format",
+            )
+        ev_items, _ev_report = curate(
+            ev_items, guess.target, curation, tokenizer=tokenizer, max_length=max_length
+        )
+        train_keys = {json.dumps(it.row, sort_keys=True) for it in items}
+        before = len(ev_items)
+        ev_items = [it for it in ev_items if json.dumps(it.row, sort_keys=True) not in train_keys]
+        if before - len(ev_items):
+            warnings.append(f"{before - len(ev_items)} validation rows also in training: removed")
+        train, val = items, ev_items
+    else:
+        train, val = split_items(items, val_ratio, seed)
+    if not train:
+        raise TuituneError(
+            "no training rows left after curation",
+            path=train_paths[0],
+            fix="check the curation report (tuitune data check) and relax a step",
+        )
+    say("Writing the curated set")
+    train_file = write_jsonl(out_dir / "train.jsonl", [it.row for it in train])
+    eval_file = write_jsonl(out_dir / "eval.jsonl", [it.row for it in val]) if val else None
+    if eval_file is None and (out_dir / "eval.jsonl").exists():
+        (out_dir / "eval.jsonl").unlink()  # a stale split from an earlier preparation
+    if mixed:
+        warnings.append(f"{mixed} rows in another format than {guess.name} were left out")
+    manifest = {
+        "schema_version": MANIFEST_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "inputs": [
+            {"path": str(p.resolve()), "bytes": _size(p), "sha256": _sha256(p)}
+            for p in [*train_paths, *eval_paths]
+        ],
+        "format": {
+            "source": guess.name,
+            "data_format": guess.target,
+            "confidence": round(guess.confidence, 3),
+            "reason": guess.reason,
+            "mixed": guess.mixed,
+        },
+        "loading": load.to_dict(),
+        "curation": report.to_dict(),
+        "split": {
+            "val_ratio": 0.0 if eval_paths else val_ratio,
+            "seed": seed,
+            "eval_from_files": bool(eval_paths),
+            "train_rows": len(train),
+            "eval_rows": len(val),
+        },
+        "tokenizer": str(tokenizer_dir) if tokenizer_dir else None,
+        "max_length": max_length,
+        "outputs": {"train": train_file.name, "eval": eval_file.name if eval_file else None},
+        "warnings": warnings,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    write_json_atomic(out_dir / "manifest.json", manifest)
+    return PreparedData(
+        train_file=train_file,
+        eval_file=eval_file,
+        data_format=guess.target,
+        manifest=manifest,
+        report=report,
+        guess=guess,
+        load=load,
+        train_rows=len(train),
+        eval_rows=len(val),
+        mixed_dropped=mixed,
+        warnings=warnings,
+    )
