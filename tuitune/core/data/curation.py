@@ -70,7 +70,7 @@ class StepReport:
 
     def summary(self) -> str:
         if not self.enabled:
-            return f"{self.title}: off"
+            return f"{self.title}: " + str(self.details.get("skipped", "off"))
         parts = []
         if self.changed:
             parts.append(f"{self.changed} changed")
@@ -113,7 +113,7 @@ def row_text(row: dict[str, Any]) -> str:
             for v in value:
                 walk(v)
         elif isinstance(value, dict):
-            for k in CONTENT_KEYS:
+            for k in ("messages", *CONTENT_KEYS):
                 if k in value:
                     walk(value[k])
 
