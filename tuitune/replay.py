@@ -166,9 +166,10 @@ def replay(
         tokenizer_dir=model.path,
         max_length=spec.max_length,
     )
+    split = prepared.manifest.get("split", {})
     say.line(
-        f"data: {prepared.data_format}, {prepared.manifest.get('train_rows')} train / "
-        f"{prepared.manifest.get('eval_rows')} validation rows"
+        f"data: {prepared.data_format}, {split.get('train_rows')} train / "
+        f"{split.get('eval_rows')} validation rows"
     )
     spec = spec.replace(
         model=str(model.path),
@@ -220,7 +221,9 @@ def print_summary(result: ReplayResult, stream: TextIO | None = None) -> None:
     """The closing table: rich when a terminal is attached, plain lines otherwise."""
     stream = stream or sys.stdout
     header = ("metric", "n", "before", "after", "change")
-    if stream.isatty():
+    if not result.rows:
+        pass
+    elif stream.isatty():
         from rich.console import Console
         from rich.table import Table
 
