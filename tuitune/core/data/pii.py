@@ -52,13 +52,15 @@ _KEY_ASSIGN = re.compile(
 )
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
-_IPV6 = re.compile(
-    r"(?<![:\w])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?:(?::[0-9A-Fa-f]{1,4}){0,6})(?![:\w])"
-)
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{2,4}[\s.-]\d{3,4}(?![\w])"
     r"|(?<![\w+])\+\d{8,14}(?!\w)"
 )
+
+
+_DIGIT_AFTER = re.compile(r"[ .-]?\d")
+_DIGIT_BEFORE = re.compile(r"\d[ .-]?$")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -90,6 +92,8 @@ def _ips(text: str) -> Iterator[Finding]:
             continue
         yield Finding("ip", m.start(), m.end(), m.group())
     for m in _IPV6.finditer(text):
+        if len(m.group()) < 6:
+            continue
         try:
             ipaddress.IPv6Address(m.group())
         except ValueError:
@@ -99,6 +103,9 @@ def _ips(text: str) -> Iterator[Finding]:
 
 def _phones(text: str) -> Iterator[Finding]:
     for m in _PHONE.finditer(text):
+        # Part of a longer digit run (a card that failed Luhn, an ISBN): not a phone number.
+        if _DIGIT_AFTER.match(text, m.end()) or _DIGIT_BEFORE.search(text[: m.start()]):
+            continue
         digits = re.sub(r"\D", "", m.group())
         if 7 <= len(digits) <= 15:
             yield Finding("phone", m.start(), m.end(), m.group())
