@@ -96,8 +96,9 @@ class Child:
             self.callback.request_stop(self.stop_reason)
 
     # the run --------------------------------------------------------------------------
-    def main(self) -> int:
-        self.install_signals()
+    def main(self, *, signals: bool = True) -> int:
+        if signals:
+            self.install_signals()
         try:
             return self._train_with_oom_retry()
         except KeyboardInterrupt as e:
@@ -217,6 +218,14 @@ class Child:
         self.callback = callback
         self.emit("log", message=f"loading {spec.method} trainer for {spec.model}")
         trainer, tokenizer = build_trainer(spec, self.run, [callback])
+        train_rows = len(trainer.train_dataset) if trainer.train_dataset is not None else 0
+        if train_rows == 0:
+            raise TuituneError(
+                "no training example is left after tokenization (every answer lies beyond "
+                f"max_length={spec.max_length} tokens, so nothing would be trained)",
+                path=spec.train_file,
+                fix="raise max_length or shorten the prompts",
+            )
         if self.stop_reason:
             self.emit(
                 "stopped",
@@ -267,6 +276,33 @@ class Child:
         return final
 
 
+def run_child(spec_path: str | Path, *, resume: bool = False, signals: bool = True) -> int:
+    """Train from ``spec_path`` in this process; the exit code of the child.
+
+    ``signals=False`` leaves the caller's signal handlers alone (in-process use in tests).
+    """
+    try:
+        spec = TrainSpec.load(spec_path)
+    except TuituneError as e:
+        print(f"tuitune runner: {e.format()}", file=sys.stderr)
+        run = RunDir(Path(spec_path).resolve().parent)
+        with contextlib.suppress(OSError):
+            EventWriter(run.events).emit("error", message=e.format(), traceback_tail="")
+        return 2
+    run = RunDir(Path(spec.output_dir) if spec.output_dir else Path(spec_path).resolve().parent)
+    try:
+        child = Child(spec, run, resume=resume)
+    except OSError as e:
+        message, fix = disk_error_message(e)
+        print(f"tuitune runner: {message} (fix: {fix})", file=sys.stderr)
+        return 3
+    try:
+        return child.main(signals=signals)
+    finally:
+        if child.writer is not None:
+            child.writer.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -274,23 +310,4 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", help="TrainSpec JSON (RUN/spec.json)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     args = parser.parse_args(argv)
-    try:
-        spec = TrainSpec.load(args.spec)
-    except TuituneError as e:
-        print(f"tuitune runner: {e.format()}", file=sys.stderr)
-        run = RunDir(Path(args.spec).resolve().parent)
-        with contextlib.suppress(OSError):
-            EventWriter(run.events).emit("error", message=e.format(), traceback_tail="")
-        return 2
-    run = RunDir(Path(spec.output_dir) if spec.output_dir else Path(args.spec).resolve().parent)
-    try:
-        child = Child(spec, run, resume=args.resume)
-    except OSError as e:
-        message, fix = disk_error_message(e)
-        print(f"tuitune runner: {message} (fix: {fix})", file=sys.stderr)
-        return 3
-    try:
-        return child.main()
-    finally:
-        if child.writer is not None:
-            child.writer.close()
+    return run_child(args.spec, resume=args.resume)

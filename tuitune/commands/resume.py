@@ -1,0 +1,50 @@
+"""``tuitune resume RUN``: continue a stopped, failed or orphaned run from its last
+complete checkpoint, with the same data order, optimizer and scheduler state."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "resume"
+HELP = "continue a stopped or interrupted training run from its last checkpoint"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory or id (see tuitune runs)")
+    p.add_argument(
+        "--detach", action="store_true", help="start it and return (follow with tuitune attach)"
+    )
+    p.add_argument(
+        "--num-processes", type=int, default=None, help="processes (GPUs); default: as before"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuitune.core.errors import TuituneError
+    from tuitune.core.rundir import find_run
+    from tuitune.core.runs import last_checkpoint, read_run_json, run_state, start_run, wait_run
+    from tuitune.core.spec import TrainSpec
+    from tuitune.replay import Printer
+
+    r = find_run(args.run)
+    state = run_state(r)
+    if state == "finished":
+        raise TuituneError("this run has already finished", path=r.root, fix="start a new run")
+    spec = TrainSpec.load(r.spec)
+    ckpt = last_checkpoint(r)
+    nproc = args.num_processes or int(read_run_json(r).get("num_processes", 1))
+    pid = start_run(spec, r, resume=True, num_processes=nproc)
+    where = ckpt.name if ckpt else "the beginning (no complete checkpoint)"
+    print(f"{r.id}: resuming from {where}, pid {pid}")
+    if args.detach:
+        return 0
+    final = wait_run(r, on_event=Printer(sys.stdout).event)
+    if final.get("type") == "finished":
+        print(f"{r.id}: finished, saved to {final.get('adapter_dir') or final.get('model_dir')}")
+        return 0
+    raise TuituneError(
+        f"training {final.get('type')}: {final.get('message') or final.get('reason') or ''}".strip(),
+        path=r.log,
+        fix="read the log",
+    )

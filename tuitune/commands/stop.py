@@ -1,0 +1,27 @@
+"""``tuitune stop RUN``: ask a training run to checkpoint and stop (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "stop"
+HELP = "stop a training run after a checkpoint (tuitune resume continues it)"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory or id (see tuitune runs)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
+    p.add_argument(
+        "--force", action="store_true", help="kill it if it has not stopped after the wait"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuitune.core.rundir import find_run
+    from tuitune.core.runs import last_checkpoint, stop_run
+
+    r = find_run(args.run)
+    state = stop_run(r, timeout=args.timeout, force=args.force)
+    ckpt = last_checkpoint(r)
+    print(f"{r.id}: {state}" + (f", last checkpoint {ckpt.name}" if ckpt else ""))
+    return 0 if state != "running" else 1
