@@ -1,0 +1,409 @@
+"""The wizard's App: steps, the session, and the long work that outlives any screen.
+
+Training is started and tailed here, not on the Train screen: a worker dies with the screen
+that started it, and leaving the Train screen must not lose the run. The training child is
+the runner's process in its own process session, so even closing the app leaves it going;
+the App only tails ``RUN/events.jsonl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import deque
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tuitune.core.events import FINAL_TYPES, EventTail, RunCurves
+from tuitune.core.rundir import RunDir
+from tuitune.core.session import Session
+from tuitune.tui import messages as m
+
+STEPS: tuple[str, ...] = (
+    "start",
+    "decide",
+    "hardware",
+    "model",
+    "data",
+    "template",
+    "configure",
+    "train",
+    "evaluate",
+)
+TITLES = {
+    "start": "Start",
+    "decide": "Decide",
+    "hardware": "Hardware",
+    "model": "Model",
+    "data": "Data",
+    "template": "Template",
+    "configure": "Configure",
+    "train": "Train",
+    "evaluate": "Evaluate",
+}
+LOG_TAIL_LINES = 200
+
+
+@dataclasses.dataclass
+class RunView:
+    """What the App knows about the attached run, folded from its events."""
+
+    run: RunDir
+    curves: RunCurves = dataclasses.field(default_factory=RunCurves)
+    log: deque[str] = dataclasses.field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    events: int = 0
+    attached: bool = False
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        return self.curves.final
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.final and self.final.get("type") == "finished")
+
+
+class TuituneApp(App[int]):
+    """From 'should I fine-tune?' to an evaluated model, one screen per step."""
+
+    CSS_PATH = "tuitune.tcss"
+    TITLE = "tuitune"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        start_step: str = "start",
+        attach: RunDir | None = None,
+        probe_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.animation_level = "none"
+        from tuitune.tui.defaults import new_session
+
+        self.session: Session = session or new_session()
+        self.start_step = "train" if attach else start_step
+        self.probe_kwargs = probe_kwargs or {}  # tests inject a fake NVML here
+        self.run_view: RunView | None = None
+        self.launch_status = ""
+        self.eval_status = ""
+        self.eval_results: m.EvaluationFinished | None = None
+        self.cache: dict[str, Any] = {}  # results that screens share (probe, data preview)
+        self._attach_on_mount = attach
+
+    # -- navigation -----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self._attach_on_mount is not None:
+            self.attach_run(self._attach_on_mount)
+        self.goto(self.start_step)
+
+    def screen_for(self, step: str) -> Screen:
+        from tuitune.tui.screens import SCREENS
+
+        if not self.is_screen_installed(step):
+            self.install_screen(SCREENS[step](), name=step)
+        return self.get_screen(step)
+
+    def goto(self, step: str) -> None:
+        """Show a step; screens are installed once so their state survives going back."""
+        screen = self.screen_for(step)
+        if len(self.screen_stack) <= 1:
+            self.push_screen(screen)
+        else:
+            self.switch_screen(screen)
+
+    def reset_screens(self) -> None:
+        """Forget every step screen but the current one (a different session was opened)."""
+        for step in STEPS:
+            if self.is_screen_installed(step) and self.get_screen(step) is not self.screen:
+                self.uninstall_screen(step)
+
+    def next_step(self, current: str) -> None:
+        self.save_session()
+        i = STEPS.index(current)
+        if i + 1 < len(STEPS):
+            self.goto(STEPS[i + 1])
+
+    def prev_step(self, current: str) -> None:
+        i = STEPS.index(current)
+        if i > 0:
+            self.goto(STEPS[i - 1])
+
+    def save_session(self) -> None:
+        """The session is saved after every step (atomically, see core.session)."""
+        try:
+            self.session.save()
+        except OSError as e:
+            self.notify(f"could not save the session: {e}", severity="error")
+
+    def answers(self, step: str) -> dict[str, Any]:
+        return self.session.answers.setdefault(step, {})
+
+    def spec_dict(self) -> dict[str, Any]:
+        """The spec being built: the session's spec over TrainSpec defaults."""
+        from tuitune.core.spec import TrainSpec
+
+        return {**TrainSpec().to_dict(), **self.session.spec}
+
+    # -- failures from any worker ---------------------------------------------------------
+    @on(m.WorkFailed)
+    def _work_failed(self, message: m.WorkFailed) -> None:
+        self.notify(f"{message.what}: {message.error}", severity="error", timeout=10)
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        """Post a one-line failure from a worker (a TuituneError already is one line)."""
+        text = str(exc) or type(exc).__name__
+        self.post_message(m.WorkFailed(what, text.splitlines()[0][:300]))
+
+    # -- training: launch, attach, tail ---------------------------------------------------
+    @property
+    def training(self) -> bool:
+        return self.run_view is not None and self.run_view.final is None
+
+    def start_training(self) -> None:
+        if self.training:
+            self.notify("a run is already going: stop it or detach first", severity="warning")
+            return
+        self.run_view = None
+        self.eval_results = None
+        self.launch_status = "starting..."
+        self._launch()
+
+    @work(thread=True, group="launch", exclusive=True, exit_on_error=False)
+    def _launch(self) -> None:
+        """Resolve the model, prepare data into the run, start the child (all blocking)."""
+        session = self.session
+        try:
+            from tuitune.core.data.prepare import prepare_data
+            from tuitune.core.models import resolve_model
+            from tuitune.core.rundir import new_run_dir
+            from tuitune.core.runs import start_run
+            from tuitune.core.spec import TrainSpec
+
+            spec = TrainSpec.from_dict(self.spec_dict(), source=session.path or "session")
+            self.post_message(m.LaunchProgress(f"resolving model {session.model.ref!r}..."))
+            model = resolve_model(session.model.ref)
+            run = new_run_dir()
+            self.post_message(m.LaunchProgress("preparing data..."))
+            prepared = prepare_data(
+                [session.resolve(p) for p in session.data.train],
+                run.data,
+                eval_paths=[session.resolve(p) for p in session.data.eval],
+                fmt=session.data.format,
+                val_ratio=session.data.val_ratio,
+                seed=spec.seed,
+                on_bad_rows=session.data.on_bad_rows,
+                curation=session.data.curation or None,
+                tokenizer_dir=model.path,
+                max_length=spec.max_length,
+            )
+            spec = spec.replace(
+                model=str(model.path),
+                train_file=str(prepared.train_file),
+                eval_file=str(prepared.eval_file or ""),
+                data_format=prepared.data_format,
+                output_dir=str(run.root),
+                trust_remote_code=session.model.trust_remote_code,
+            )
+            self.post_message(m.LaunchProgress("starting the training process..."))
+            start_run(spec, run)
+        except Exception as e:  # noqa: BLE001 - shown to the user as one line
+            self.post_message(m.LaunchProgress(""))
+            self.fail("training did not start", e)
+            return
+        self.post_message(m.RunLaunched(run))
+
+    def attach_run(self, run: RunDir) -> None:
+        """Follow a run that is (or was) going: replays its whole curve, then tails it."""
+        self.run_view = RunView(run, attached=True)
+        self.eval_results = None
+        self._tail(run)
+
+    @on(m.RunLaunched)
+    def _run_launched(self, message: m.RunLaunched) -> None:
+        self.launch_status = ""
+        self.run_view = RunView(message.run, attached=message.attached)
+        if str(message.run.root) not in self.session.runs:
+            self.session.runs.append(str(message.run.root))
+            self.save_session()
+        self._tail(message.run)
+
+    @on(m.LaunchProgress)
+    def _launch_progress(self, message: m.LaunchProgress) -> None:
+        self.launch_status = message.text
+
+    @work(group="tail", exclusive=True, exit_on_error=False)
+    async def _tail(self, run: RunDir, interval: float = 0.25) -> None:
+        """Tail events.jsonl (and train.log) until a final event or the child is gone."""
+        tail = EventTail(run.events)
+        loop = asyncio.get_running_loop()
+        last_state_check = loop.time()
+        log_size = -1
+        while True:
+            events = tail.poll()
+            if events:
+                self.post_message(m.EventsLogged(run, events))
+            if any(e.get("type") in FINAL_TYPES for e in events):
+                break
+            try:
+                size = run.log.stat().st_size
+            except OSError:
+                size = -1
+            if size != log_size:
+                log_size = size
+                self.post_message(m.LogTailed(run, _tail_lines(run.log, 40)))
+            if loop.time() - last_state_check > 2.0:
+                last_state_check = loop.time()
+                state = _run_state(run)
+                if state in ("orphaned", "failed", "stopped", "finished"):
+                    late = tail.poll()
+                    if late:
+                        self.post_message(m.EventsLogged(run, late))
+                    if not any(e.get("type") in FINAL_TYPES for e in late):
+                        self.post_message(
+                            m.EventsLogged(
+                                run,
+                                [
+                                    {
+                                        "type": "error",
+                                        "message": f"the training process is gone ({state})",
+                                        "synthesised": True,
+                                    }
+                                ],
+                            )
+                        )
+                    break
+            await asyncio.sleep(interval)
+        self.post_message(m.LogTailed(run, _tail_lines(run.log, 40)))
+
+    @on(m.EventsLogged)
+    def _events_logged(self, message: m.EventsLogged) -> None:
+        view = self.run_view
+        if view is None or view.run != message.run:
+            return
+        for e in message.events:
+            view.curves.add(e)
+            view.events += 1
+            if e.get("type") == "log" and e.get("message"):
+                view.log.append(str(e["message"]))
+            if e.get("type") in FINAL_TYPES:
+                self.post_message(m.RunEnded(view.run, e))
+
+    @on(m.LogTailed)
+    def _log_tailed(self, message: m.LogTailed) -> None:
+        if self.run_view is not None and self.run_view.run == message.run:
+            self.run_view.log.clear()
+            self.run_view.log.extend(message.lines)
+
+    @on(m.RunEnded)
+    def _run_ended(self, message: m.RunEnded) -> None:
+        kind = message.final.get("type")
+        text = message.final.get("message") or message.final.get("reason") or ""
+        severity = "information" if kind == "finished" else "warning"
+        self.notify(f"training {kind} {text}".strip(), severity=severity, timeout=8)
+
+    def stop_training(self) -> None:
+        """Ask the runner to checkpoint and end; waiting for it happens off the UI thread."""
+        if not self.training or self.run_view is None:
+            return
+        self.notify("stop requested: saving a checkpoint, then ending")
+        self._stop(self.run_view.run)
+
+    @work(thread=True, group="stop", exclusive=True, exit_on_error=False)
+    def _stop(self, run: RunDir) -> None:
+        try:
+            from tuitune.core.runs import stop_run
+
+            stop_run(run)
+        except Exception as e:  # noqa: BLE001
+            self.fail("could not stop the run", e)
+
+    # -- evaluation and export ------------------------------------------------------------
+    def start_evaluation(self) -> None:
+        if self.run_view is None or not self.run_view.finished:
+            self.notify("evaluation needs a finished run", severity="warning")
+            return
+        self.eval_status = "starting evaluation..."
+        self.eval_results = None
+        self._evaluate(self.run_view.run)
+
+    @work(thread=True, group="evaluation", exclusive=True, exit_on_error=False)
+    def _evaluate(self, run: RunDir) -> None:
+        try:
+            from tuitune.core.evaluation import run_evaluation
+            from tuitune.core.report import summary_rows, write_report
+            from tuitune.core.spec import TrainSpec
+
+            spec = TrainSpec.load(run.spec)
+            session = self.session
+            ev = session.evaluation
+            choice = dataclasses.replace(
+                ev,
+                eval_file=str(session.resolve(ev.eval_file))
+                if ev.eval_file
+                else (spec.eval_file or ""),
+                general_file=str(session.resolve(ev.general_file)) if ev.general_file else "",
+            )
+            adapter = run.adapter if spec.uses_peft else None
+            base = Path(spec.model) if spec.uses_peft else run.adapter
+
+            def progress(e: dict[str, Any]) -> None:
+                if e.get("type") == "progress":
+                    text = f"{e.get('phase', 'evaluating')}: {e.get('done')}/{e.get('total')}"
+                else:
+                    text = str(e.get("message") or e.get("type"))
+                self.post_message(m.EvaluationProgressed(text))
+
+            results = run_evaluation(run, base, adapter, choice, seed=spec.seed, on_event=progress)
+            report = write_report(run, session, results)
+            rows = summary_rows(results)
+        except Exception as e:  # noqa: BLE001
+            self.post_message(m.EvaluationProgressed(""))
+            self.fail("evaluation failed", e)
+            return
+        self.post_message(m.EvaluationFinished(results, rows, report))
+
+    @on(m.EvaluationProgressed)
+    def _eval_progress(self, message: m.EvaluationProgressed) -> None:
+        self.eval_status = message.text
+
+    @on(m.EvaluationFinished)
+    def _eval_finished(self, message: m.EvaluationFinished) -> None:
+        self.eval_status = ""
+        self.eval_results = message
+        self.answers("evaluate")["report"] = str(message.report)
+        self.save_session()
+
+
+def _run_state(run: RunDir) -> str:
+    try:
+        from tuitune.core.runs import run_state
+    except ImportError:
+        return "running"
+    try:
+        return run_state(run)
+    except Exception:  # noqa: BLE001 - a half-written run.json: look again later
+        return "running"
+
+
+def _tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    # tqdm-style carriage returns: keep the last state of each line
+    lines = [ln.rsplit("\r", 1)[-1] for ln in data.splitlines()]
+    return [ln for ln in lines if ln.strip()][-n:]

@@ -1,0 +1,145 @@
+"""Step 9: before/after evidence, generations side by side, forgetting check, export."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Static
+
+from tuitune.tui.screens.base import StepScreen
+
+LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "forgetting")
+
+
+class EvaluateScreen(StepScreen):
+    STEP = "evaluate"
+    NEXT_LABEL = "Finish"
+    BINDINGS: ClassVar[list[Binding]] = [
+        *StepScreen.BINDINGS,
+        Binding("e", "evaluate", "Evaluate again", id="evaluate"),
+        Binding("a", "export('adapter')", "Export adapter", id="export-adapter"),
+        Binding("m", "export('merged')", "Export merged", id="export-merged"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: Any = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="eval-status")
+        with VerticalScroll(id="eval-scroll"):
+            yield DataTable(id="summary", cursor_type="row", zebra_stripes=True)
+            yield Static("Generations (same prompts, base vs fine-tuned)", classes="section")
+            yield DataTable(id="generations", cursor_type="row")
+            yield Static(id="eval-paths")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        summary = self.query_one("#summary", DataTable)
+        summary.add_columns("metric", "n", "before", "after", "change")
+        gens = self.query_one("#generations", DataTable)
+        gens.add_columns("prompt", "base", "fine-tuned")
+        self.redraw()
+        self.set_interval(0.5, self.redraw)
+        self._maybe_start()
+
+    def on_screen_resume(self) -> None:
+        self._maybe_start()
+        self.redraw()
+
+    def _maybe_start(self) -> None:
+        """Arriving here with a finished run and no results starts the evaluation."""
+        app = self.tapp
+        view = app.run_view
+        if view is not None and view.finished and app.eval_results is None and not app.eval_status:
+            app.start_evaluation()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        app = self.tapp
+        if action == "evaluate":
+            return app.run_view is not None and app.run_view.finished and not app.eval_status
+        if action == "export":
+            return app.run_view is not None and app.run_view.finished
+        return True
+
+    def action_evaluate(self) -> None:
+        self.tapp.start_evaluation()
+
+    def action_export(self, what: str) -> None:
+        self.tapp.start_export(what)
+
+    def action_next(self) -> None:
+        app = self.tapp
+        app.save_session()
+        report = app.eval_results.report if app.eval_results else None
+        self.notify(
+            f"session saved: {app.session.path}" + (f"; report: {report}" if report else "")
+        )
+        app.exit(0)
+
+    def redraw(self) -> None:
+        app = self.tapp
+        status = self.query_one("#eval-status", Static)
+        view = app.run_view
+        if app.eval_status:
+            status.update(Text(f"Evaluating: {app.eval_status}", style="bold"))
+        elif app.eval_results is not None:
+            status.update(Text(f"Evaluated run {view.run.id if view else ''}", style="bold"))
+        elif view is None or not view.finished:
+            status.update("No finished run yet: train one on the previous step (Esc).")
+        self.refresh_bindings()
+        result = app.eval_results
+        if result is None or result is self._shown:
+            return
+        self._shown = result
+        summary = self.query_one("#summary", DataTable)
+        summary.clear()
+        for row in result.rows:
+            metric, n, before, after, change = (list(map(str, row)) + [""] * 5)[:5]
+            summary.add_row(metric, n, before, after, _coloured(metric, change))
+        gens = self.query_one("#generations", DataTable)
+        gens.clear()
+        for prompt, base, tuned in _generations(result.results):
+            gens.add_row(_cell(prompt), _cell(base), _cell(tuned), height=None)
+        paths = Text()
+        if result.report:
+            paths.append(f"report: {result.report}\n")
+        if view is not None:
+            paths.append(f"adapter: {view.run.adapter}")
+        self.query_one("#eval-paths", Static).update(paths)
+
+
+def _coloured(metric: str, change: str) -> Text:
+    """Green where the change is an improvement, red where it is a regression."""
+    s = change.strip()
+    if not s or s[0] not in "+-":
+        return Text(change)
+    up = s[0] == "+"
+    better = up != any(k in metric.lower() for k in LOWER_IS_BETTER)
+    return Text(change, style="green" if better else "red")
+
+
+def _cell(value: Any, width: int = 200) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "..."
+
+
+def _generations(results: Any) -> list[tuple[str, str, str]]:
+    """Side-by-side rows from the evaluation results (whatever shape the core gives)."""
+    for name in ("generations", "samples", "examples"):
+        items = getattr(results, name, None)
+        if items:
+            break
+    else:
+        return []
+    out = []
+    for g in list(items)[:20]:
+        get = g.get if isinstance(g, dict) else lambda k, d="", g=g: getattr(g, k, d)
+        out.append(
+            (get("prompt", ""), get("before", get("base", "")), get("after", get("tuned", "")))
+        )
+    return out
