@@ -97,6 +97,7 @@ def check_data(
         max_length=max_length,
         eval_rows=prepared.eval_rows,
         duplicates_removed=dup,
+        lengths=prepared.train_lengths,
     )
     check = DataCheck(prepared, stats, None, str(model_dir) if model_dir else None)
     if prepared.load.bad:

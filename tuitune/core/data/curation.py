@@ -43,6 +43,7 @@ class Item:
 
     origin: str
     row: dict[str, Any]
+    tokens: int | None = None  # length with the chat template, once the length step ran
 
 
 @dataclass

@@ -33,6 +33,8 @@ def near_dedup_step(items: list[Item], step: StepReport, *, threshold: float) ->
     from tuitune.core.data.curation import row_text
 
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    # Generating permutations is most of MinHash's construction cost: make them once.
+    proto = MinHash(num_perm=NUM_PERM, seed=1)
     hashes: dict[str, MinHash] = {}
     kept = []
     for idx, item in enumerate(items):
@@ -40,7 +42,9 @@ def near_dedup_step(items: list[Item], step: StepReport, *, threshold: float) ->
         if not sh:
             kept.append(item)
             continue
-        mh = MinHash(num_perm=NUM_PERM, seed=1)
+        mh = MinHash(
+            num_perm=NUM_PERM, seed=1, permutations=proto.permutations, scheme=proto.scheme
+        )
         mh.update_batch(list(sh))
         dup_of = None
         for key in lsh.query(mh):

@@ -50,6 +50,7 @@ _KEY_ASSIGN = re.compile(
     r"(?i)\b(?:api[_-]?key|secret|token|password|passwd|access[_-]?key)\b[\"']?\s*[:=]\s*[\"']?"
     r"([A-Za-z0-9_\-+/=]{16,})"
 )
+_KEYWORD = re.compile(r"(?i)key|secret|token|passw")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -91,7 +92,7 @@ def _ips(text: str) -> Iterator[Finding]:
         if ip.is_unspecified or ip.is_loopback:
             continue
         yield Finding("ip", m.start(), m.end(), m.group())
-    for m in _IPV6.finditer(text):
+    for m in _IPV6.finditer(text) if text.count(":") >= 2 else ():
         if len(m.group()) < 6:
             continue
         try:
@@ -117,10 +118,12 @@ def find_pii(text: str) -> list[Finding]:
         return []
     found: list[Finding] = []
     found += [Finding("api_key", m.start(), m.end(), m.group()) for m in _API_KEY.finditer(text)]
-    found += [
-        Finding("api_key", m.start(1), m.end(1), m.group(1)) for m in _KEY_ASSIGN.finditer(text)
-    ]
-    found += [Finding("email", m.start(), m.end(), m.group()) for m in _EMAIL.finditer(text)]
+    if _KEYWORD.search(text):
+        found += [
+            Finding("api_key", m.start(1), m.end(1), m.group(1)) for m in _KEY_ASSIGN.finditer(text)
+        ]
+    if "@" in text:
+        found += [Finding("email", m.start(), m.end(), m.group()) for m in _EMAIL.finditer(text)]
     found += list(_cards(text))
     found += list(_ips(text))
     found += list(_phones(text))

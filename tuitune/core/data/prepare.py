@@ -51,6 +51,7 @@ class PreparedData:
     eval_rows: int = 0
     mixed_dropped: int = 0
     warnings: list[str] = field(default_factory=list)
+    train_lengths: list[int] | None = None  # tokens per training row, when a tokenizer ran
 
 
 def _sha256(path: Path) -> str:
@@ -297,4 +298,7 @@ def prepare_data(
         eval_rows=len(val),
         mixed_dropped=mixed,
         warnings=warnings,
+        train_lengths=[it.tokens for it in train]
+        if all(it.tokens is not None for it in train)
+        else None,
     )

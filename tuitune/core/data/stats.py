@@ -70,7 +70,7 @@ def token_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[int]:
     lengths: list[int] = []
     for start in range(0, len(rows), _BATCH):
         texts = [render(tokenizer, r) for r in rows[start : start + _BATCH]]
-        enc = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        enc = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         lengths.extend(len(ids) for ids in enc)
     return lengths
 
@@ -147,6 +147,7 @@ def token_length_step(
     lengths = token_lengths([it.row for it in items], tokenizer)
     kept = []
     for item, n in zip(items, lengths, strict=True):
+        item.tokens = n
         if n > max_length:
             step.dropped += 1
             step.example(item.origin, row_text(item.row), reason=f"{n} tokens > {max_length}")
