@@ -9,6 +9,3 @@ class YesBox(Checkbox):
     @property  # type: ignore[override]
     def BUTTON_INNER(self) -> str:  # noqa: N802 - Textual's class attribute name
         return "X" if self.value else " "
-
-    def watch_value(self) -> None:
-        self.refresh()

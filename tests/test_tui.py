@@ -1,0 +1,284 @@
+"""Pilot tests of the wizard: navigation, each screen's behaviour, the App-owned run tail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("textual")
+
+from textual.widgets import DataTable, Input, Static  # noqa: E402
+
+from tuitune.core.rundir import RunDir  # noqa: E402
+from tuitune.core.session import load_session  # noqa: E402
+from tuitune.tui import messages as m  # noqa: E402
+from tuitune.tui.app import TuituneApp  # noqa: E402
+from tuitune.tui.defaults import new_session  # noqa: E402
+from tuitune.tui.widgets.loss_plot import LossPlot  # noqa: E402
+from tuitune.tui.widgets.yes_box import YesBox  # noqa: E402
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "assets" / "quickstart" / "train.jsonl"
+T0 = 1_790_000_000.0
+
+
+def recorded_events(steps: int = 20, *, final: str | None = "finished") -> list[dict]:
+    """A deterministic events.jsonl as the runner writes it (protocol v1)."""
+    ev = [
+        {"v": 1, "type": "log", "time": T0, "message": "loading lora trainer"},
+        {
+            "v": 1,
+            "type": "start",
+            "time": T0 + 1,
+            "run_id": "run-fixture",
+            "method": "lora",
+            "model": "SmolLM2-135M-Instruct",
+            "pid": 1,
+            "total_steps": steps,
+        },
+    ]
+    for s in range(1, steps + 1):
+        ev.append(
+            {
+                "v": 1,
+                "type": "step",
+                "time": T0 + 1 + 2 * s,
+                "step": s,
+                "epoch": s / steps,
+                "loss": round(2.5 * 0.88**s + 0.4, 4),
+                "learning_rate": 2e-4 * (1 - s / steps),
+                "grad_norm": 1.0,
+                "tokens_per_second": 850.0,
+                "tokens_seen": 512 * s,
+                "memory_gib": 1.5,
+                "gpu_util": None,
+            }
+        )
+        if s % 5 == 0:
+            ev.append(
+                {
+                    "v": 1,
+                    "type": "eval",
+                    "time": T0 + 2 + 2 * s,
+                    "step": s,
+                    "eval_loss": round(2.6 * 0.9**s + 0.5, 4),
+                }
+            )
+    if final == "finished":
+        ev.append(
+            {
+                "v": 1,
+                "type": "finished",
+                "time": T0 + 3 + 2 * steps,
+                "step": steps,
+                "adapter_dir": "adapter",
+                "train_runtime": 2.0 * steps,
+            }
+        )
+    return ev
+
+
+def write_run(root: Path, events: list[dict]) -> RunDir:
+    run = RunDir(root)
+    root.mkdir(parents=True, exist_ok=True)
+    run.events.write_text("".join(json.dumps(e) + "\n" for e in events))
+    run.log.write_text("training...\n{'loss': 0.5}\n")
+    return run
+
+
+def small_data(tmp_path: Path, n: int = 40) -> Path:
+    lines = QUICKSTART.read_text().splitlines()[:n]
+    p = tmp_path / "small.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def make_app(tmp_path: Path, *, model: Path | None = None, step: str = "start", **kw) -> TuituneApp:
+    session = new_session()
+    session.path = str(tmp_path / "session.json")
+    session.data.train = [str(small_data(tmp_path))]
+    if model is not None:
+        session.model.ref = str(model)
+    return TuituneApp(session, start_step=step, **kw)
+
+
+async def test_enter_on_start_opens_decide_and_saves_the_session(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.screen.STEP == "start"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.STEP == "decide"
+    saved = load_session(tmp_path / "session.json")
+    assert saved.answers["start"] == {"choice": "new"}
+
+
+async def test_decide_verdict_follows_the_answers_and_records_going_against(
+    tmp_path: Path,
+) -> None:
+    app = make_app(tmp_path, step="decide")
+    async with app.run_test(size=(80, 24)) as pilot:
+        verdict = app.screen.query_one("#verdict", Static)
+        assert "Fine-tune" in str(verdict.render())  # the quickstart answers
+        app.screen.query_one("#q-prompt_solves", YesBox).value = True
+        await pilot.pause()
+        assert "prompt engineering" in str(verdict.render())
+        await pilot.press("ctrl+n")  # first Next only warns
+        await pilot.pause()
+        assert app.screen.STEP == "decide"
+        assert "again" in str(verdict.render())
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.STEP == "hardware"
+    rec = load_session(tmp_path / "session.json").answers["decide"]
+    assert rec["verdict"] == "prompt" and rec["proceed_against"] is True
+
+
+async def test_going_back_keeps_state(tmp_path: Path) -> None:
+    app = make_app(tmp_path, step="decide")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.screen.query_one("#g-persona", YesBox).value = True
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.STEP == "hardware"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.STEP == "decide"
+        assert app.screen.query_one("#g-persona", YesBox).value is True
+
+
+async def test_configure_refuses_invalid_values_inline(tmp_path: Path) -> None:
+    app = make_app(tmp_path, step="configure")
+    async with app.run_test(size=(80, 24)) as pilot:
+        lr = app.screen.query_one("#f-learning_rate", Input)
+        assert lr.value == "0.0002"  # the seed default
+        assert app.screen.query_one("#f-gradient_accumulation_steps", Input).value == "8"
+        lr.value = "fast"
+        await pilot.pause()
+        assert app.screen.query_one("#row-learning_rate").has_class("-invalid")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.STEP == "configure"
+        lr.value = "1e-4"
+        app.screen.query_one("#f-max_steps", Input).value = "3"
+        await pilot.pause()
+        assert not app.screen.query_one("#row-learning_rate").has_class("-invalid")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.STEP == "train"
+    spec = load_session(tmp_path / "session.json").train_spec()
+    assert spec.learning_rate == 1e-4 and spec.max_steps == 3
+
+
+async def test_configure_hides_lora_fields_for_full_fine_tuning(tmp_path: Path) -> None:
+    app = make_app(tmp_path, step="configure")
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert app.screen.query_one("#row-lora_r").display
+        app.screen.query_one("#f-method").value = "full"
+        await pilot.pause()
+        assert not app.screen.query_one("#row-lora_r").display
+
+
+async def test_train_screen_replays_a_recorded_run(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run-fixture", recorded_events(20))
+    app = TuituneApp(new_session(), attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.6)
+        assert app.screen.STEP == "train"
+        view = app.run_view
+        assert view is not None and view.finished
+        assert view.curves.train_steps == list(range(1, 21))
+        assert view.curves.eval_steps == [5, 10, 15, 20]
+        await pilot.pause(0.5)
+        assert app.screen.query_one(LossPlot).points == 24
+        status = str(app.screen.query_one("#train-status", Static).render())
+        assert "step 20/20" in status and "FINISHED" in status
+        assert str(app.screen.query_one("#next").label) == "Evaluate >"
+
+
+async def test_attached_run_keeps_tailing_new_events(tmp_path: Path) -> None:
+    events = recorded_events(10, final=None)
+    run = write_run(tmp_path / "run-live", events[:6])
+    app = TuituneApp(new_session(), attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        n = len(app.run_view.curves.train_steps)
+        with open(run.events, "a") as f:
+            for e in events[6:]:
+                f.write(json.dumps(e) + "\n")
+        await pilot.pause(0.8)
+        assert len(app.run_view.curves.train_steps) == 10 > n
+        assert app.training  # no final event yet
+
+
+async def test_detach_leaves_the_run_and_goes_to_start(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run-live", recorded_events(6, final=None))
+    app = TuituneApp(new_session(), attach=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.4)
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.screen.STEP == "start"
+        assert app.run_view is None
+    assert run.events.exists()  # the viewer never touches the run
+
+
+async def test_evaluate_colours_deltas_by_direction(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run-fixture", recorded_events(5))
+    app = TuituneApp(new_session(), attach=run, start_step="train")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.4)
+        app.eval_status = "x"  # keep the screen from starting a real evaluation
+        app.goto("evaluate")
+        await pilot.pause()
+        results = SimpleNamespace(
+            generations=[{"prompt": "Ann, 30, Oslo", "before": "Sure!", "after": '{"name": "Ann"}'}]
+        )
+        app.post_message(
+            m.EvaluationFinished(
+                results,
+                [
+                    ("json_valid", "50", "0.10", "0.90", "+0.80"),
+                    ("eval_loss", "50", "2.1", "1.2", "-0.90"),
+                ],
+                tmp_path / "report.md",
+            )
+        )
+        await pilot.pause(0.7)
+        table = app.screen.query_one("#summary", DataTable)
+        assert table.row_count == 2
+        assert "green" in str(table.get_row_at(0)[4].style)
+        assert "green" in str(table.get_row_at(1)[4].style)  # a lower loss is better
+        gens = app.screen.query_one("#generations", DataTable)
+        assert gens.row_count == 1 and "Ann" in gens.get_row_at(0)[2]
+
+
+@pytest.fixture
+def data_app(tmp_path: Path, tiny_model_plain: Path) -> TuituneApp:
+    return make_app(tmp_path, model=tiny_model_plain, step="data")
+
+
+async def test_data_and_template_screens_show_core_results(data_app: TuituneApp) -> None:
+    app = data_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        summary = str(app.screen.query_one("#data-summary", Static).render())
+        assert "messages" in summary and "36 train / 4 validation" in summary
+        assert "fewer than 100" in summary  # the red flag for 40 examples
+        assert app.screen.query_one("#preview", DataTable).row_count == 36
+        assert "tokens per example" in str(app.screen.query_one("#lengths", Static).render())
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.STEP == "template"
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        info = str(app.screen.query_one("#template-info", Static).render())
+        assert "trained" in info and "Loss: last turn" in info
+        rendered = app.screen.query_one("#rendered", Static).render()
+        styles = {str(span.style) for span in rendered.spans}
+        assert any("underline" in s for s in styles) and any(s == "dim" for s in styles)
+    saved = load_session(app.session.path)
+    assert saved.answers["data"]["train_rows"] == 36
