@@ -185,12 +185,18 @@ def strip_html(text: str) -> str:
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
+_WS_WORK = re.compile(
+    r"[ \t\u00a0\u2000-\u200b\u3000]{2,}|[ \t]\n|[\t\u00a0\u2000-\u200b\u3000]|\r|\n{3,}"
+    r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]|^\s|\s$"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 
 
 def normalize_whitespace(text: str) -> str:
     """Collapse runs of spaces, trim line ends, keep at most one blank line, drop control
     characters; indentation at line starts is kept (code and YAML depend on it)."""
+    if not _WS_WORK.search(text):
+        return text  # the common case, checked with one regex instead of line by line
     out = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     lines = []
     for line in out.split("\n"):

@@ -50,6 +50,7 @@ _KEY_ASSIGN = re.compile(
     r"(?i)\b(?:api[_-]?key|secret|token|password|passwd|access[_-]?key)\b[\"']?\s*[:=]\s*[\"']?"
     r"([A-Za-z0-9_\-+/=]{16,})"
 )
+_DIGIT_RUN = re.compile(r"\d(?:[ ().+-]{0,2}\d){6}")
 _KEYWORD = re.compile(r"(?i)key|secret|token|passw")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
@@ -124,9 +125,10 @@ def find_pii(text: str) -> list[Finding]:
         ]
     if "@" in text:
         found += [Finding("email", m.start(), m.end(), m.group()) for m in _EMAIL.finditer(text)]
-    found += list(_cards(text))
+    if _DIGIT_RUN.search(text):  # cards and phones need 7+ digits in a row (with separators)
+        found += list(_cards(text))
+        found += list(_phones(text))
     found += list(_ips(text))
-    found += list(_phones(text))
     chosen: list[Finding] = []
     for f in sorted(found, key=lambda f: (KINDS.index(f.kind), f.start)):
         if all(f.end <= c.start or f.start >= c.end for c in chosen):
