@@ -70,7 +70,7 @@ ARCHS = {
         num_hidden_layers=2,
         num_attention_heads=6,
         num_key_value_heads=3,
-        vocab_size=256,
+        vocab_size=32064,
         tie_word_embeddings=False,
     ),
 }
