@@ -287,3 +287,41 @@ def test_load_shape_sources(tiny_model: Path, tmp_path: Path) -> None:
         load_shape(tmp_path)
     with pytest.raises(TuituneError, match="match no layer"):
         shape.lora_targets(["nonexistent"])
+
+
+def test_estimate_cli_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from tuitune.cli import main
+
+    args = [
+        "estimate",
+        "Qwen2.5-7B",
+        "--method",
+        "qlora",
+        "--seq",
+        "1024",
+        "--batch",
+        "4",
+        "--json",
+    ]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["setup"]["method"] == "qlora" and data["setup"]["optim"] == "paged_adamw_8bit"
+    assert data["peak_reserved"] == sum(data["components"].values())
+    assert (
+        main(["estimate", "Llama-3.1-8B", "--method", "dpo", "--no-grad-ckpt", "--rank", "8"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "dpo-lora" in out and "checkpointing off" in out and "nvidia-smi used" in out
+    assert main(["estimate", "nobody/nothing"]) == 2
+    assert "no config" in capsys.readouterr().err
+
+
+def test_doctor_cli_prints_hardware_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from tuitune.cli import main
+
+    assert main(["doctor", "--family", "Qwen2.5"]) == 0
+    out = capsys.readouterr().out
+    assert "libraries" in out and "what fits" in out and "Qwen2.5-7B-Instruct" in out
+    assert main(["doctor", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "hardware" in data and data["what_fits"]
