@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar
@@ -99,6 +100,7 @@ class TuituneApp(App[int]):
         self.eval_results: m.EvaluationFinished | None = None
         self.cache: dict[str, Any] = {}  # results that screens share (probe, data preview)
         self._attach_on_mount = attach
+        self.opened_at = time.time()
 
     # -- navigation -----------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -152,7 +154,25 @@ class TuituneApp(App[int]):
         """The spec being built: the session's spec over TrainSpec defaults."""
         from tuitune.core.spec import TrainSpec
 
-        return {**TrainSpec().to_dict(), **self.session.spec}
+        rec = self.cache.get("recommended_spec") or {}
+        return {**TrainSpec().to_dict(), **rec, **self.session.spec}
+
+    def refresh_recommendation(self) -> None:
+        """The model changed: redo the recommendation for it (Configure reads the cache)."""
+        self.cache.pop("recommended_spec", None)
+        self._recommend()
+
+    @work(thread=True, group="recommend", exclusive=True, exit_on_error=False)
+    def _recommend(self) -> None:
+        from tuitune.tui import hardware_glue as glue
+
+        try:
+            _hw, _fits, rec = glue.probe_all(self.probe_kwargs, self.session)
+        except Exception:  # noqa: BLE001 - advice only: Configure falls back to defaults
+            return
+        self.call_from_thread(
+            self.cache.__setitem__, "recommended_spec", glue.recommended_spec(rec)
+        )
 
     # -- failures from any worker ---------------------------------------------------------
     @on(m.WorkFailed)
@@ -306,6 +326,8 @@ class TuituneApp(App[int]):
 
     @on(m.RunEnded)
     def _run_ended(self, message: m.RunEnded) -> None:
+        if float(message.final.get("time") or time.time()) < self.opened_at:
+            return  # an attached run that had ended before: no news
         kind = message.final.get("type")
         text = message.final.get("message") or message.final.get("reason") or ""
         severity = "information" if kind == "finished" else "warning"

@@ -11,43 +11,155 @@ from typing import Any
 
 from rich.text import Text
 
-from tuitune.core.errors import TuituneError
-
-
-def _missing(module: str) -> TuituneError:
-    return TuituneError(f"{module} is not available in this build")
-
 
 def probe_all(probe_kwargs: dict[str, Any], session: Any) -> tuple[Any, list[Any], Any]:
-    try:
-        from tuitune.core import probe, recommend  # noqa: F401
-    except ImportError:
-        raise _missing("tuitune.core.probe") from None
-    raise _missing("tuitune.core.probe")
+    """Probe (NVML, or a fake one in tests), the what-fits grid and the recommendation."""
+    from tuitune.core.probe import probe
+    from tuitune.core.recommend import recommend, what_fits
+
+    hw = probe(**probe_kwargs)
+    fits = what_fits(hw)
+    method = session.spec.get("method") if session is not None else None
+    rec = recommend(hw, model_for_estimate(session), method=method)
+    return hw, fits, rec
+
+
+def model_for_estimate(session: Any) -> str:
+    """What the estimator loads a config from: the default's cached copy, a path or an id."""
+    ref = (session.model.ref if session is not None else "") or "default"
+    if ref == "default":
+        from tuitune.core.models import resolve_model
+
+        return str(resolve_model(ref).path)
+    return ref
 
 
 def hardware_summary(hw: Any) -> Text:
-    return Text(str(hw))
+    t = Text()
+    t.append("This machine: ", style="bold")
+    t.append(hw.summary())
+    if hw.driver_version:
+        t.append(
+            f"   driver {hw.driver_version}, CUDA {hw.cuda_driver_version or '?'}", style="dim"
+        )
+    for note in (*hw.notes, *([hw.nvml_error] if hw.nvml_error else [])):
+        t.append(f"\n{note}", style="yellow")
+    return t
 
 
 def device_rows(hw: Any) -> tuple[list[str], list[list[str]]]:
-    return ["device"], []
+    """Each GPU (name, total, free, others' use, compute capability, bf16); else CPU / MPS."""
+    from tuitune.core.estimate import format_bytes
+
+    header = ["device", "total", "free", "other procs", "compute cap.", "bf16", "flash-attn"]
+    rows = []
+    for g in hw.gpus:
+        cc = ".".join(map(str, g.compute_capability))
+        rows.append(
+            [
+                f"GPU {g.index} {g.name}",
+                format_bytes(g.total_bytes),
+                format_bytes(g.free_bytes),
+                format_bytes(g.others_bytes),
+                f"{cc} {g.arch}",
+                "yes" if g.bf16 else "no",
+                "yes" if g.flash_attention else "no",
+            ]
+        )
+    if not rows:
+        name = "Apple MPS (unified memory)" if hw.mps else f"CPU, {hw.cpu_count} cores"
+        rows.append(
+            [
+                name,
+                format_bytes(hw.ram_total_bytes),
+                format_bytes(hw.ram_available_bytes),
+                "-",
+                "-",
+                "no" if not hw.mps else "yes",
+                "no",
+            ]
+        )
+    return header, rows
 
 
 def fit_rows(fits: list[Any]) -> tuple[list[str], list[list[Any]]]:
-    return ["method"], []
+    """Model rows x method columns; each cell (memory, verdict)."""
+    from tuitune.core.estimate import format_bytes
+
+    methods: list[str] = []
+    table: dict[str, dict[str, Any]] = {}
+    for r in fits:
+        if r.method not in methods:
+            methods.append(r.method)
+        cell = (format_bytes(r.bytes_needed) if r.bytes_needed else "-", r.verdict)
+        table.setdefault(f"{r.family} {r.size}", {})[r.method] = cell
+    rows = [[name, *[cells.get(mth, "") for mth in methods]] for name, cells in table.items()]
+    return ["model", *methods], rows
+
+
+def _reasons(rec: Any) -> list[tuple[str, str]]:
+    """The last reason given for each field, in the order fields were first decided."""
+    last: dict[str, str] = {}
+    for c in rec.choices:
+        last[c.field] = f"{c.field} = {c.value!r}: {c.reason}"
+    return list(last.items())
 
 
 def recommendation_text(rec: Any) -> Text:
-    return Text(str(rec or ""))
+    from tuitune.core.estimate import format_bytes
+    from tuitune.core.recommend import needed_bytes
+
+    t = Text()
+    t.append("Recommendation: ", style="bold")
+    t.append(f"{rec.setup.label} on {rec.model}, {rec.device} ({rec.strategy})")
+    need = needed_bytes(rec.estimate)
+    t.append(f", about {format_bytes(need)} of {format_bytes(rec.capacity_bytes)} usable ")
+    t.append("fits" if rec.fits else "does not fit", style="green" if rec.fits else "bold red")
+    for _field, reason in _reasons(rec):
+        t.append(f"\n - {reason}")
+    for note in rec.notes:
+        t.append(f"\n ! {note}", style="yellow")
+    return t
 
 
 def recommendation_answers(rec: Any) -> dict[str, Any]:
-    return {}
+    if rec is None:
+        return {}
+    return {
+        "device": rec.device,
+        "strategy": rec.strategy,
+        "fits": rec.fits,
+        "recommended": recommended_spec(rec),
+        "reasons": [r for _f, r in _reasons(rec)],
+    }
 
 
 def recommended_spec(rec: Any) -> dict[str, Any]:
-    return {}
+    """The recommendation as TrainSpec fields (unknown fields dropped)."""
+    if rec is None:
+        return {}
+    from tuitune.core.spec import TrainSpec
+
+    known = set(TrainSpec.__dataclass_fields__)
+    return {k: v for k, v in rec.overrides.items() if k in known}
+
+
+def capacity_bytes(app: Any) -> int | None:
+    """Usable memory of the training device from the probe, when it ran."""
+    probe = app.cache.get("probe")
+    if probe is None or probe.hardware is None:
+        return None
+    from tuitune.core.recommend import device_capacity
+
+    return device_capacity(probe.hardware)
+
+
+def fit_word(est: Any, capacity: int | None) -> str:
+    if not capacity:
+        return ""
+    from tuitune.core.recommend import verdict
+
+    return verdict(est, capacity)
 
 
 def setup_for_spec(spec: dict[str, Any]) -> Any:
@@ -80,22 +192,6 @@ def setup_for_spec(spec: dict[str, Any]) -> Any:
     )
 
 
-def capacity_bytes(app: Any) -> int | None:
-    """Memory of the training device from the probe, when it ran."""
-    probe = app.cache.get("probe")
-    if probe is None or probe.hardware is None:
-        return None
-    return getattr(probe.hardware, "capacity_bytes", None)
-
-
-def fit_word(est_bytes: int, capacity: int | None) -> str:
-    if not capacity:
-        return ""
-    if est_bytes * 1.1 <= capacity:
-        return "fits"
-    return "tight" if est_bytes <= capacity else "no"
-
-
 def catalog_rows(app: Any, method: str) -> list[tuple[str, str, str, str]]:
     """Every catalog model with its estimated peak memory for ``method`` on this machine."""
     from tuitune.core import estimate as est
@@ -108,7 +204,7 @@ def catalog_rows(app: Any, method: str) -> list[tuple[str, str, str, str]]:
     for model in CATALOG:
         try:
             e = est.estimate(est.ModelShape.from_config(model.config, name=model.name), setup)
-            mem, verdict = est.format_bytes(e.peak_reserved), fit_word(e.peak_reserved, cap)
+            mem, verdict = est.format_bytes(e.peak_reserved), fit_word(e, cap)
         except Exception as exc:  # noqa: BLE001 - one odd config must not hide the rest
             mem, verdict = f"? ({type(exc).__name__})", ""
         rows.append((f"{model.family} {model.size}", model.hf_id, mem, verdict))
@@ -124,7 +220,7 @@ def estimate_for_spec(app: Any, spec: dict[str, Any]) -> Text:
     model = str(resolve_model(ref).path) if ref == "default" else ref
     e = est.estimate_model(model, setup_for_spec(spec))
     cap = capacity_bytes(app)
-    verdict = fit_word(e.peak_reserved, cap)
+    verdict = fit_word(e, cap)
     t = Text()
     t.append("Estimated peak memory: ", style="bold")
     t.append(est.format_bytes(e.peak_reserved), style="bold")

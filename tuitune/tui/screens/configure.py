@@ -244,7 +244,9 @@ class ConfigureScreen(StepScreen):
         except Exception as e:  # noqa: BLE001
             self.notify(str(e), severity="error")
             return False
-        self.tapp.session.spec = {**self.tapp.session.spec, **{k: getattr(spec, k) for k in values}}
+        rec = self.tapp.cache.get("recommended_spec") or {}
+        chosen = {k: getattr(spec, k) for k in values}
+        self.tapp.session.spec = {**rec, **self.tapp.session.spec, **chosen}
         self.tapp.answers(self.STEP)["edited"] = True
         return True
 

@@ -34,15 +34,13 @@ class EvaluateScreen(StepScreen):
         with VerticalScroll(id="eval-scroll"):
             yield DataTable(id="summary", cursor_type="row", zebra_stripes=True)
             yield Static("Generations (same prompts, base vs fine-tuned)", classes="section")
-            yield DataTable(id="generations", cursor_type="row")
+            yield Static(id="generations")
             yield Static(id="eval-paths")
 
     def on_mount(self) -> None:
         super().on_mount()
         summary = self.query_one("#summary", DataTable)
         summary.add_columns("metric", "n", "before", "after", "change")
-        gens = self.query_one("#generations", DataTable)
-        gens.add_columns("prompt", "base", "fine-tuned")
         self.redraw()
         self.set_interval(0.5, self.redraw)
         self._maybe_start()
@@ -101,10 +99,15 @@ class EvaluateScreen(StepScreen):
         for row in result.rows:
             metric, n, before, after, change = (list(map(str, row)) + [""] * 5)[:5]
             summary.add_row(metric, n, before, after, _coloured(metric, change))
-        gens = self.query_one("#generations", DataTable)
-        gens.clear()
+        gens = Text()
         for prompt, base, tuned in _generations(result.results):
-            gens.add_row(_cell(prompt), _cell(base), _cell(tuned), height=None)
+            gens.append("prompt  ", style="bold")
+            gens.append(_cell(prompt) + "\n")
+            gens.append("base    ", style="bold red")
+            gens.append(_cell(base) + "\n")
+            gens.append("tuned   ", style="bold green")
+            gens.append(_cell(tuned) + "\n\n")
+        self.query_one("#generations", Static).update(gens or Text("(no generations)", style="dim"))
         paths = Text()
         if result.report:
             paths.append(f"report: {result.report}\n")

@@ -80,19 +80,21 @@ class ModelScreen(StepScreen):
     def _catalog_ready(self, message: m.CatalogReady) -> None:
         table = self.query_one("#catalog", DataTable)
         table.clear(columns=True)
-        table.add_columns("model", "id", f"{message.method} memory", "fit")
+        table.add_column("model", key="model")
+        table.add_column(f"{message.method} memory", key="memory")
+        table.add_column("fit", key="fit")
+        table.add_column("Hugging Face id", key="id")
         for row in message.rows:
-            cells = list(row) + [""] * (4 - len(row))
-            verdict = str(cells[3])
+            name, hf_id, memory, verdict = (list(map(str, row)) + [""] * 4)[:4]
             style = {"fits": "green", "tight": "yellow", "no": "red"}.get(verdict, "")
-            table.add_row(str(cells[0]), str(cells[1]), str(cells[2]), Text(verdict, style=style))
+            table.add_row(name, memory, Text(verdict, style=style), hf_id)
 
     def action_use_row(self) -> None:
         table = self.query_one("#catalog", DataTable)
         if table.row_count:
             row = table.get_row_at(table.cursor_row)
-            if row[1]:
-                self.query_one("#model-ref", Input).value = str(row[1])
+            if row[3]:
+                self.query_one("#model-ref", Input).value = str(row[3])
 
     @on(DataTable.RowSelected, "#catalog")
     def _row_selected(self) -> None:
@@ -114,6 +116,8 @@ class ModelScreen(StepScreen):
                 return False
         check.update("")
         s = self.tapp.session
+        if ref != s.model.ref:
+            self.tapp.refresh_recommendation()
         s.model.ref = ref
         s.spec["method"] = method
         self.tapp.answers(self.STEP).update({"ref": ref, "method": method})
