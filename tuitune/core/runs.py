@@ -96,18 +96,29 @@ def _check_writable(run: RunDir) -> None:
         ) from None
 
 
-def child_command(spec_path: Path, *, resume: bool = False, num_processes: int = 1) -> list[str]:
-    """The command line of the training child; ``accelerate launch`` for several processes."""
+def child_command(
+    spec_path: Path, *, resume: bool = False, num_processes: int = 1, fsdp: bool = False
+) -> list[str]:
+    """The command line of the training child.
+
+    One process: ``python -m tuitune.runner``. Several GPUs: ``accelerate launch
+    --multi_gpu`` (data parallel; ``fsdp`` shards parameters, gradients and optimizer state
+    when one GPU cannot hold them). Several CPU processes (tests, no GPU): torchrun, whose
+    processes Trainer joins on the gloo backend.
+    """
     args = [str(spec_path)] + (["--resume"] if resume else [])
     if num_processes <= 1:
         return [sys.executable, "-m", "tuitune.runner", *args]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes"]
-    launch += [str(num_processes), "--num_machines", "1", "--mixed_precision", "no"]
-    launch += ["--dynamo_backend", "no"]
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is not None and not _cuda_devices():
-        launch.append("--cpu")
+    if _cuda_devices() == 0:
+        run = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        return [*run, "--nproc_per_node", str(num_processes), "-m", "tuitune.runner", *args]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+    launch += ["--num_processes", str(num_processes), "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    if fsdp:
+        launch += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD"]
+        launch += ["--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP"]
+        launch += ["--fsdp_state_dict_type", "SHARDED_STATE_DICT"]
     return [*launch, "-m", "tuitune.runner", *args]
 
 
@@ -125,6 +136,7 @@ def start_run(
     *,
     resume: bool = False,
     num_processes: int = 1,
+    fsdp: bool = False,
     env: dict[str, str] | None = None,
 ) -> int:
     """Launch the training child for ``spec`` in ``run``; return its pid.
@@ -151,7 +163,7 @@ def start_run(
         ) from None
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     child_env.update(env or {})
-    cmd = child_command(run.spec, resume=resume, num_processes=num_processes)
+    cmd = child_command(run.spec, resume=resume, num_processes=num_processes, fsdp=fsdp)
     try:
         log.write(f"\n=== tuitune: {' '.join(cmd)} ({time.ctime()})\n".encode())
         log.flush()
@@ -178,6 +190,7 @@ def start_run(
         method=spec.method,
         model=spec.model,
         num_processes=num_processes,
+        fsdp=fsdp,
         launches=launches,
     )
     write_json_atomic(run.run_json, info)
