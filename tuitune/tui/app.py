@@ -109,10 +109,10 @@ class TuituneApp(App[int]):
         self.goto(self.start_step)
 
     def screen_for(self, step: str) -> Screen:
-        from tuitune.tui.screens import SCREENS
+        from tuitune.tui.screens import screen_class
 
         if not self.is_screen_installed(step):
-            self.install_screen(SCREENS[step](), name=step)
+            self.install_screen(screen_class(step)(), name=step)
         return self.get_screen(step)
 
     def goto(self, step: str) -> None:
@@ -404,6 +404,32 @@ class TuituneApp(App[int]):
         self.eval_results = message
         self.answers("evaluate")["report"] = str(message.report)
         self.save_session()
+
+    def start_export(self, what: str) -> None:
+        """Export the finished run: "adapter", "merged" or "configs" (TRL, Axolotl, LLaMA-Factory)."""
+        if self.run_view is None or not self.run_view.finished:
+            self.notify("export needs a finished run", severity="warning")
+            return
+        self.notify(f"exporting {what}...")
+        self._export(self.run_view.run, what)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, run: RunDir, what: str) -> None:
+        try:
+            from tuitune.core.export import export_run
+
+            formats = ("trl", "axolotl", "llamafactory") if what == "configs" else (what,)
+            paths = [export_run(run, fmt) for fmt in formats]
+        except Exception as e:  # noqa: BLE001
+            self.fail(f"export {what}", e)
+            return
+        self.post_message(m.ExportFinished(what, ", ".join(map(str, paths))))
+
+    @on(m.ExportFinished)
+    def _export_finished(self, message: m.ExportFinished) -> None:
+        self.answers("evaluate").setdefault("exports", {})[message.what] = message.path
+        self.save_session()
+        self.notify(f"exported {message.what}: {message.path}", timeout=10)
 
 
 def _run_state(run: RunDir) -> str:

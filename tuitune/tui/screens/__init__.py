@@ -1,25 +1,25 @@
-"""One screen per wizard step."""
+"""One screen per wizard step, imported on first visit so the first paint stays fast
+(the Train screen's plot pulls in numpy)."""
 
 from __future__ import annotations
 
-from tuitune.tui.screens.configure import ConfigureScreen
-from tuitune.tui.screens.data import DataScreen
-from tuitune.tui.screens.decide import DecideScreen
-from tuitune.tui.screens.evaluate import EvaluateScreen
-from tuitune.tui.screens.hardware import HardwareScreen
-from tuitune.tui.screens.model import ModelScreen
-from tuitune.tui.screens.start import StartScreen
-from tuitune.tui.screens.template import TemplateScreen
-from tuitune.tui.screens.train import TrainScreen
+import importlib
 
-SCREENS = {
-    "start": StartScreen,
-    "decide": DecideScreen,
-    "hardware": HardwareScreen,
-    "model": ModelScreen,
-    "data": DataScreen,
-    "template": TemplateScreen,
-    "configure": ConfigureScreen,
-    "train": TrainScreen,
-    "evaluate": EvaluateScreen,
+from textual.screen import Screen
+
+_SCREENS = {
+    "start": "start.StartScreen",
+    "decide": "decide.DecideScreen",
+    "hardware": "hardware.HardwareScreen",
+    "model": "model.ModelScreen",
+    "data": "data.DataScreen",
+    "template": "template.TemplateScreen",
+    "configure": "configure.ConfigureScreen",
+    "train": "train.TrainScreen",
+    "evaluate": "evaluate.EvaluateScreen",
 }
+
+
+def screen_class(step: str) -> type[Screen]:
+    module, _, name = _SCREENS[step].partition(".")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

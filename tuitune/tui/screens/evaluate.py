@@ -23,6 +23,7 @@ class EvaluateScreen(StepScreen):
         Binding("e", "evaluate", "Evaluate again", id="evaluate"),
         Binding("a", "export('adapter')", "Export adapter", id="export-adapter"),
         Binding("m", "export('merged')", "Export merged", id="export-merged"),
+        Binding("c", "export('configs')", "Export configs", id="export-configs"),
     ]
 
     def __init__(self) -> None:
@@ -33,6 +34,7 @@ class EvaluateScreen(StepScreen):
         yield Static(id="eval-status")
         with VerticalScroll(id="eval-scroll"):
             yield DataTable(id="summary", cursor_type="row", zebra_stripes=True)
+            yield Static(id="eval-notes")
             yield Static("Generations (same prompts, base vs fine-tuned)", classes="section")
             yield Static(id="generations")
             yield Static(id="eval-paths")
@@ -108,6 +110,15 @@ class EvaluateScreen(StepScreen):
             gens.append("tuned   ", style="bold green")
             gens.append(_cell(tuned) + "\n\n")
         self.query_one("#generations", Static).update(gens or Text("(no generations)", style="dim"))
+        results = result.results
+        notes = Text()
+        forgetting = getattr(results, "forgetting", None) or {}
+        if forgetting:
+            notes.append("Forgetting check: ", style="bold")
+            notes.append(_forgetting_text(forgetting) + "\n")
+        for w in getattr(results, "warnings", None) or []:
+            notes.append(f"! {w}\n", style="bold yellow")
+        self.query_one("#eval-notes", Static).update(notes)
         paths = Text()
         if result.report:
             paths.append(f"report: {result.report}\n")
@@ -124,6 +135,17 @@ def _coloured(metric: str, change: str) -> Text:
     up = s[0] == "+"
     better = up != any(k in metric.lower() for k in LOWER_IS_BETTER)
     return Text(change, style="green" if better else "red")
+
+
+def _forgetting_text(forgetting: dict[str, Any]) -> str:
+    """The forgetting verdict as the evaluation computed it, with its bound."""
+    ok = forgetting.get("within_bound", True)
+    parts = ["within its bound" if ok else "OUTSIDE its bound"]
+    if forgetting.get("perplexity_rise") is not None:
+        parts.append(f"general-text perplexity {float(forgetting['perplexity_rise']):+.1%}")
+    if forgetting.get("bound"):
+        parts.append(str(forgetting["bound"]))
+    return "; ".join(parts)
 
 
 def _cell(value: Any, width: int = 200) -> str:
