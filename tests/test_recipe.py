@@ -216,3 +216,22 @@ def test_recipe_is_plain_data(lengths: list[int]) -> None:
     ]
     assert all(reason for _, _, reason in r.rows())
     assert set(r.spec_overrides) <= set(TrainSpec.__dataclass_fields__)
+
+
+def test_reads_the_real_probe_result(lengths: list[int]) -> None:
+    """``probe.probe()`` with a fake NVML (the edge) gives what the recipe needs."""
+    probe = pytest.importorskip("tuitune.core.probe")
+    hw = probe.probe(nvml=probe.FakeNVML([probe.FakeGpu(total_gib=80.0, used_gib=2.0)]))
+    d = device_of(hw)
+    assert d.cuda and d.compute_capability == (9, 0)
+    assert 77 * GiB < d.capacity_bytes <= 78 * GiB
+    r = choose_recipe(spec(), hw, lengths, flat_estimate(1.0))
+    assert r.spec_overrides["attn_implementation"] == "flex_attention"
+    cpu = probe.probe(nvml=probe.FakeNVML([]))
+    assert device_of(cpu).kind in ("cpu", "mps")
+    assert (
+        choose_recipe(spec(), cpu, lengths, flat_estimate(0.1)).spec_overrides[
+            "attn_implementation"
+        ]
+        == "sdpa"
+    )
