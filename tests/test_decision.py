@@ -75,3 +75,13 @@ def test_record_notes_going_on_against_the_verdict() -> None:
 
 def test_quickstart_defaults_lead_to_fine_tuning() -> None:
     assert decide(decision.QUICKSTART_ANSWERS, decision.QUICKSTART_FLAGS).fine_tune
+
+
+def test_saved_answers_reads_records_and_flat_aliases() -> None:
+    rec = record({"privacy_critical": True}, {"persona": True}, proceed=False)
+    assert decision.saved_answers(rec) == (rec["answers"], rec["flags"])
+    answers, flags = decision.saved_answers(
+        {"prompt_solves_it": False, "needs_consistent_format_at_scale": True, "note": "x"}
+    )
+    assert answers == {"prompt_solves": False, "needs_consistency": True} and flags == {}
+    assert decide(answers).approach == "finetune"

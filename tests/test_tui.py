@@ -99,6 +99,7 @@ def make_app(tmp_path: Path, *, model: Path | None = None, step: str = "start", 
     session = new_session()
     session.path = str(tmp_path / "session.json")
     session.data.train = [str(small_data(tmp_path))]
+    session.spec = {}  # TrainSpec's seed defaults, not the quickstart's tuned values
     if model is not None:
         session.model.ref = str(model)
     return TuituneApp(session, start_step=step, **kw)

@@ -169,6 +169,30 @@ def record(
     }
 
 
+# Other spellings of the question keys (hand-written session files use them).
+ALIASES = {
+    "prompt_solves_it": "prompt_solves",
+    "needs_fresh_or_private_documents": "needs_documents",
+    "needs_up_to_date_or_private_documents": "needs_documents",
+    "needs_consistent_format_at_scale": "needs_consistency",
+    "needs_consistent_style_at_scale": "needs_consistency",
+    "data_privacy_critical": "privacy_critical",
+    "inference_cost_matters": "inference_cost",
+}
+
+
+def saved_answers(saved: Mapping[str, Any]) -> tuple[dict[str, bool], dict[str, bool]]:
+    """(answers, flags) from what a session stores for the Decide step: the ``record`` form,
+    or flat question keys (aliases accepted)."""
+    if "answers" in saved or "flags" in saved:
+        return dict(saved.get("answers") or {}), dict(saved.get("flags") or {})
+    keys = {q.key for q in QUESTIONS}
+    flag_keys = {f.key for f in (*GREEN_FLAGS, *RED_FLAGS)}
+    answers = {ALIASES.get(k, k): bool(v) for k, v in saved.items() if ALIASES.get(k, k) in keys}
+    flags = {k: bool(v) for k, v in saved.items() if k in flag_keys}
+    return answers, flags
+
+
 # What a new user on the quickstart (JSON extraction) would answer: a strict output format.
 QUICKSTART_ANSWERS = {"needs_consistency": True}
 QUICKSTART_FLAGS = {"strict_format": True, "inconsistent_prompting": True}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from tuitune.core import paths
-from tuitune.core.decision import QUICKSTART_ANSWERS, QUICKSTART_FLAGS
+from tuitune.core.decision import QUICKSTART_ANSWERS, QUICKSTART_FLAGS, saved_answers
 from tuitune.core.session import DataChoice, EvalChoice, ModelChoice, Session, load_session
 
 QUICKSTART_TASK = "json_extract"
@@ -41,7 +41,14 @@ def new_session() -> Session:
             )
             session.spec = dict(base.spec)
             session.answers = {k: v for k, v in base.answers.items() if isinstance(v, dict)}
-            session.answers.setdefault("decide", _decide_defaults())
+            decide = session.answers.get("decide", {})
+            answers, flags = saved_answers(decide)
+            session.answers["decide"] = {
+                **({"note": decide["note"]} if "note" in decide else {}),
+                "answers": answers or dict(QUICKSTART_ANSWERS),
+                "flags": flags or dict(QUICKSTART_FLAGS),
+                "prefilled": True,
+            }
             return session
     quick = assets / "quickstart"
     general = assets / "general" / "general.jsonl"

@@ -21,7 +21,7 @@ class DecideScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         saved = self.tapp.answers(self.STEP)
-        answers, flags = saved.get("answers", {}), saved.get("flags", {})
+        answers, flags = decision.saved_answers(saved)
         with VerticalScroll(id="questions"):
             yield Static("The questions, in order (the first yes decides):", classes="section")
             for q in decision.QUESTIONS:

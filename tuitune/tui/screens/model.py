@@ -49,6 +49,11 @@ class ModelScreen(StepScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        table = self.query_one("#catalog", DataTable)
+        table.add_column("model", key="model")
+        table.add_column("memory", key="memory")
+        table.add_column("fit", key="fit")
+        table.add_column("Hugging Face id", key="id")
         self.refresh_catalog()
 
     def on_screen_resume(self) -> None:
@@ -79,11 +84,10 @@ class ModelScreen(StepScreen):
     @on(m.CatalogReady)
     def _catalog_ready(self, message: m.CatalogReady) -> None:
         table = self.query_one("#catalog", DataTable)
-        table.clear(columns=True)
-        table.add_column("model", key="model")
-        table.add_column(f"{message.method} memory", key="memory")
-        table.add_column("fit", key="fit")
-        table.add_column("Hugging Face id", key="id")
+        table.clear()
+        self.query_one("#model-check", Static).update(
+            Text(f"Estimated peak memory for {message.method} on this machine:", style="bold")
+        )
         for row in message.rows:
             name, hf_id, memory, verdict = (list(map(str, row)) + [""] * 4)[:4]
             style = {"fits": "green", "tight": "yellow", "no": "red"}.get(verdict, "")
