@@ -312,3 +312,39 @@ async def test_hardware_shows_fake_gpu_fit_table_and_recommendation(tmp_path: Pa
         assert app.screen.STEP == "model"
     answers = load_session(tmp_path / "session.json").answers["hardware"]
     assert answers["device"] == "cuda" and answers["recommended"]["bf16"] is True
+
+
+def test_attach_plain_prints_one_line_per_event(tmp_path: Path, capsys) -> None:
+    from tuitune.cli import main
+
+    run = write_run(tmp_path / "run-fixture", recorded_events(5))
+    assert main(["attach", str(run.root), "--plain", "--no-follow"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("start lora")
+    assert out[2].startswith("step 1  loss 2.6")
+    assert any(line.startswith("eval step 5  eval_loss") for line in out)
+    assert out[-1].startswith("finished")
+
+
+async def test_start_offers_resume_and_attach(tmp_path: Path) -> None:
+    from tuitune.core import paths
+
+    saved = new_session()
+    saved.name = "my earlier session"
+    saved.save()
+    run = write_run(paths.runs_dir() / "run-fixture", recorded_events(4))
+    (run.run_json).write_text(json.dumps({"run_id": "run-fixture", "pid": 0, "method": "lora"}))
+    app = TuituneApp(new_session())
+    async with app.run_test(size=(120, 40)) as pilot:
+        from textual.widgets import OptionList
+
+        ol = app.screen.query_one(OptionList)
+        labels = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        assert any("Resume my earlier session" in x for x in labels)
+        attach = next(i for i, x in enumerate(labels) if "Attach run-fixture" in x)
+        assert "finished" in labels[attach]
+        ol.highlighted = attach
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert app.screen.STEP == "train"
+        assert app.run_view is not None and app.run_view.finished

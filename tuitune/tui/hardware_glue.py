@@ -42,8 +42,10 @@ def hardware_summary(hw: Any) -> Text:
         t.append(
             f"   driver {hw.driver_version}, CUDA {hw.cuda_driver_version or '?'}", style="dim"
         )
-    for note in (*hw.notes, *([hw.nvml_error] if hw.nvml_error else [])):
+    for note in hw.notes:
         t.append(f"\n{note}", style="yellow")
+    if hw.nvml_error and not hw.gpus:
+        t.append(f"\nno NVIDIA GPU visible (NVML: {hw.nvml_error})", style="dim")
     return t
 
 

@@ -13,25 +13,31 @@ from textual.widgets import Button, Footer, Static
 
 
 class StepBar(Static):
-    """One line: where we are among the nine steps."""
+    """One line: where we are among the nine steps (all names when wide, a gauge when not)."""
 
     def __init__(self, step: str) -> None:
         super().__init__(id="stepbar")
         self.step = step
 
-    def on_mount(self) -> None:
+    def render(self) -> Text:
         from tuitune.tui.app import STEPS, TITLES
 
         i = STEPS.index(self.step)
-        t = Text()
+        t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" tuitune ", style="bold reverse")
         t.append(f" {i + 1}/{len(STEPS)} {TITLES[self.step]}  ", style="bold")
-        for j, s in enumerate(STEPS):
-            style = "bold underline" if j == i else ("" if j < i else "dim")
-            t.append(TITLES[s], style=style)
-            if j < len(STEPS) - 1:
-                t.append(" > ", style="dim")
-        self.update(t)
+        names = " > ".join(TITLES[s] for s in STEPS)
+        if self.size.width >= len(t) + len(names) + 1:
+            for j, s in enumerate(STEPS):
+                style = "bold underline" if j == i else ("" if j < i else "dim")
+                t.append(TITLES[s], style=style)
+                if j < len(STEPS) - 1:
+                    t.append(" > ", style="dim")
+        else:
+            t.append("#" * (i + 1) + "-" * (len(STEPS) - i - 1), style="bold")
+            if i + 1 < len(STEPS):
+                t.append(f"  next: {TITLES[STEPS[i + 1]]}", style="dim")
+        return t
 
 
 class StepScreen(Screen):
