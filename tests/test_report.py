@@ -56,9 +56,9 @@ def _results(run: RunDir, *, applied: bool = True) -> EvalResults:
     return EvalResults.from_dict(finalize(raw, seed=7))
 
 
-def _run(tmp_path: Path) -> RunDir:
-    run = RunDir(tmp_path / "run-1")
-    run.root.mkdir()
+def _run(tmp_path: Path, name: str = "run-1") -> RunDir:
+    run = RunDir(tmp_path / name)
+    run.root.mkdir(parents=True)
     (run.root / "spec.json").write_text(
         json.dumps({"method": "lora", "learning_rate": 5e-4, "lora_r": 16})
     )
@@ -111,3 +111,36 @@ def test_report_without_training_events_has_no_image(tmp_path: Path) -> None:
     run.root.mkdir()
     text = write_report(run, None, _results(run)).read_text()
     assert "Loss curves" not in text and not (run.eval / "loss_curves.png").exists()
+
+
+def test_compare_prints_runs_side_by_side(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from tuitune.commands import compare
+    from tuitune.core.atomic import write_json_atomic
+
+    runs = []
+    for name, applied in (("run-a", True), ("run-b", False)):
+        run = _run(tmp_path, name)
+        write_json_atomic(run.eval / "results.json", _results(run, applied=applied).data)
+        runs.append(str(run.root))
+    assert compare.run(argparse.Namespace(runs=runs)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["metric", "n", "base", "run-a", "run-b"]
+    em = next(line for line in out if line.startswith("exact match"))
+    assert em.split()[:4] == ["exact", "match", "50", "0.0%"]
+    assert em.count("90.0% (+90.0 pts, improved)") == 2
+    assert any("warning: the tuned model is identical" in line for line in out)
+
+
+def test_compare_names_a_run_without_results(tmp_path: Path) -> None:
+    import argparse
+
+    import pytest
+
+    from tuitune.commands import compare
+    from tuitune.core.errors import TuituneError
+
+    run = _run(tmp_path)
+    with pytest.raises(TuituneError, match="no evaluation results"):
+        compare.run(argparse.Namespace(runs=[str(run.root)]))

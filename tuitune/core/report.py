@@ -311,3 +311,30 @@ def write_report(run: RunDir, session: Any, results: EvalResults) -> Path:
     image = plot_loss_curves(run)
     write_text_atomic(run.report, render_report(run, session, results, image))
     return run.report
+
+
+def compare_rows(runs: list[tuple[str, EvalResults]]) -> tuple[list[str], list[list[str]]]:
+    """Several runs side by side: one row per metric, one column per run.
+
+    Each cell is ``after (change, verdict)``; the base column comes from the first run that
+    has a 'before' figure, so runs on the same base and eval set line up against it.
+    """
+    header = ["metric", "n", "base"] + [name for name, _ in runs]
+    metrics: list[str] = []
+    for _, res in runs:
+        metrics += [c.metric for c in res.comparisons if c.metric not in metrics]
+    rows: list[list[str]] = []
+    for metric in metrics:
+        cells, n, base = [], "", "-"
+        for _, res in runs:
+            c = next((x for x in res.comparisons if x.metric == metric), None)
+            if c is None:
+                cells.append("-")
+                continue
+            n = n or str(c.n)
+            if base == "-" and c.before is not None:
+                base = fmt_value(c, c.before)
+            after = fmt_value(c, c.after)
+            cells.append(after if c.delta is None else f"{after} ({fmt_change(c)})")
+        rows.append([label(metric), n, base, *cells])
+    return header, rows

@@ -1,0 +1,43 @@
+"""``tuitune compare RUN...``: the evaluation figures of several runs side by side."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "compare"
+HELP = "put the before/after evaluation of several runs side by side"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or run ids")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuitune.core.evaluation import EvalResults
+    from tuitune.core.report import compare_rows
+    from tuitune.core.rundir import find_run
+
+    loaded = []
+    for ref in args.runs:
+        run_dir = find_run(ref)
+        loaded.append((run_dir.id, EvalResults.load(run_dir.eval / "results.json")))
+    header, rows = compare_rows(loaded)
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="runs compared (after, change vs base, verdict)")
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    else:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    for name, res in loaded:
+        for w in res.warnings:
+            print(f"{name}: warning: {w}")
+    return 0
