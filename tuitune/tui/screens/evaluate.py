@@ -29,6 +29,7 @@ class EvaluateScreen(StepScreen):
     def __init__(self) -> None:
         super().__init__()
         self._shown: Any = None
+        self._state: tuple[Any, ...] | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="eval-status")
@@ -86,12 +87,16 @@ class EvaluateScreen(StepScreen):
         status = self.query_one("#eval-status", Static)
         view = app.run_view
         if app.eval_status:
-            status.update(Text(f"Evaluating: {app.eval_status}", style="bold"))
+            if str(status.render()) != f"Evaluating: {app.eval_status}":
+                status.update(Text(f"Evaluating: {app.eval_status}", style="bold"))
         elif app.eval_results is not None:
             status.update(Text(f"Evaluated run {view.run.id if view else ''}", style="bold"))
         elif view is None or not view.finished:
             status.update("No finished run yet: train one on the previous step (Esc).")
-        self.refresh_bindings()
+        state = (bool(app.eval_status), view.finished if view else None)
+        if state != self._state:
+            self._state = state
+            self.refresh_bindings()
         result = app.eval_results
         if result is None or result is self._shown:
             return

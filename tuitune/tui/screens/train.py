@@ -29,6 +29,7 @@ class TrainScreen(StepScreen):
     def __init__(self) -> None:
         super().__init__()
         self._log_key: tuple[int, str] | None = None
+        self._shown: dict[str, object] = {}
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="train-status")
@@ -84,6 +85,18 @@ class TrainScreen(StepScreen):
             self.notify("training is going: x stops it with a checkpoint, d detaches")
 
     # -- drawing ---------------------------------------------------------------------------
+    def _set(self, key: str, value: object, apply: object) -> None:
+        """Apply only what changed: the timer runs at 3 Hz on a shared CPU."""
+        if self._shown.get(key) != value:
+            self._shown[key] = value
+            apply()  # type: ignore[operator]
+
+    def _state(self) -> None:
+        app = self.tapp
+        view = app.run_view
+        state = (app.training, bool(app.launch_status), view.finished if view else None)
+        self._set("bindings", state, self.refresh_bindings)
+
     def redraw(self) -> None:
         app = self.tapp
         view = app.run_view
@@ -92,16 +105,15 @@ class TrainScreen(StepScreen):
         next_button = self.query_one("#next")
         if view is None:
             if app.launch_status:
-                status.update(Text(f"Launching: {app.launch_status}", style="bold"))
+                text = Text(f"Launching: {app.launch_status}", style="bold")
             else:
-                status.update(
-                    Text(
-                        "Ready. Enter (or s) starts training in its own process: closing "
-                        "this app or detaching (d) leaves it running.",
-                    )
+                text = Text(
+                    "Ready. Enter (or s) starts training in its own process: closing "
+                    "this app or detaching (d) leaves it running.",
                 )
-            next_button.label = "Train >"
-            self.refresh_bindings()
+            self._set("status", text.plain, lambda: status.update(text))
+            self._set("label", "Train >", lambda: setattr(next_button, "label", "Train >"))
+            self._state()
             return
         c = view.curves
         last = c.last_step
@@ -135,9 +147,9 @@ class TrainScreen(StepScreen):
             t.append(f"  util {last['gpu_util']:.0f}%")
         if last.get("learning_rate") is not None:
             t.append(f"  lr {last['learning_rate']:.2e}")
-        status.update(t)
+        self._set("status", t.plain, lambda: status.update(t))
         if total:
-            bar.update(total=total, progress=step)
+            self._set("bar", (total, step), lambda: bar.update(total=total, progress=step))
         self.query_one(LossPlot).set_series(c.train_steps, c.train_loss, c.eval_steps, c.eval_loss)
         key = (len(view.log), view.log[-1] if view.log else "")
         if key != self._log_key:
@@ -147,13 +159,9 @@ class TrainScreen(StepScreen):
             self.query_one("#train-log", Static).update(
                 Text("\n".join(lines), style="dim", no_wrap=True, overflow="ellipsis")
             )
-        if view.finished:
-            next_button.label = "Evaluate >"
-        elif c.final:
-            next_button.label = "Train again >"
-        else:
-            next_button.label = "Training..."
-        self.refresh_bindings()
+        label = "Evaluate >" if view.finished else ("Train again >" if c.final else "Training...")
+        self._set("label", label, lambda: setattr(next_button, "label", label))
+        self._state()
 
 
 def _eta(start: float | None, now: float | None, step: int, total: int) -> str:
