@@ -105,7 +105,8 @@ class Probe:
 
     def __init__(self) -> None:
         self.phase = "replay"
-        self.frames: dict[str, list[float]] = {}
+        self.frames: dict[str, list[float]] = {}  # compositor refreshes (render)
+        self.layouts: dict[str, list[float]] = {}  # layout passes
         self.lag: dict[str, list[float]] = {}
         self.paints: list[float] = []  # times of frames after a redraw
         self.shown: list[tuple[float, int]] = []  # (redraw time, step shown)
@@ -136,7 +137,7 @@ class Probe:
                 try:
                     return layout(*a, **kw)
                 finally:
-                    self.add(self.frames, (time.perf_counter() - t) * 1000)
+                    self.add(self.layouts, (time.perf_counter() - t) * 1000)
 
             screen._refresh_layout = timed_layout
 
@@ -245,6 +246,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "steps_painted": len(latencies),
         "last_step_plotted": plotted,
         "frames": {k: v for k, v in probe.frames.items() if k in ("idle", "loaded")},
+        "layouts": {k: v for k, v in probe.layouts.items() if k in ("idle", "loaded")},
         "lag": {k: v for k, v in probe.lag.items() if k in ("idle", "loaded")},
         "latency": latencies,
         "work": str(work),
@@ -257,12 +259,17 @@ def report(r: dict[str, Any]) -> bool:
         f"(asked {r['rate']:.0f}/s for {r['seconds']:.0f} s); steps painted "
         f"{r['steps_painted']}/{r['steps_written']}; last step on screen {r['last_step_plotted']}"
     )
-    print(f"{'phase':8} {'frames':>7} {'frame ms p50/p95/max':>22} {'loop lag ms p50/p95/max':>25}")
+    print(
+        f"{'phase':8} {'frames':>7} {'render ms p50/p95/max':>22} {'layouts':>8} "
+        f"{'layout ms p50/p95/max':>22} {'loop lag ms p50/p95/max':>25}"
+    )
     for phase in ("idle", "loaded"):
         f, g = r["frames"].get(phase, []), r["lag"].get(phase, [])
+        lay = r["layouts"].get(phase, [])
         print(
             f"{phase:8} {len(f):7d} "
-            f"{pct(f, 0.5):6.1f} /{pct(f, 0.95):6.1f} /{max(f or [0]):6.1f} "
+            f"{pct(f, 0.5):6.1f} /{pct(f, 0.95):6.1f} /{max(f or [0]):6.1f} {len(lay):8d} "
+            f"{pct(lay, 0.5):6.1f} /{pct(lay, 0.95):6.1f} /{max(lay or [0]):6.1f} "
             f"{pct(g, 0.5):7.1f} /{pct(g, 0.95):6.1f} /{max(g or [0]):7.1f}"
         )
     lat = r["latency"]
