@@ -103,9 +103,11 @@ class EvaluateScreen(StepScreen):
         self._shown = result
         summary = self.query_one("#summary", DataTable)
         summary.clear()
-        for row in result.rows:
+        comps = list(getattr(result.results, "comparisons", None) or [])
+        for i, row in enumerate(result.rows):
             metric, n, before, after, change = (list(map(str, row)) + [""] * 5)[:5]
-            summary.add_row(metric, n, before, after, _coloured(metric, change))
+            verdict = getattr(comps[i], "verdict", None) if len(comps) == len(result.rows) else None
+            summary.add_row(metric, n, before, after, _coloured(metric, change, verdict))
         gens = Text()
         for prompt, base, tuned in _generations(result.results):
             gens.append("prompt  ", style="bold")
@@ -132,8 +134,15 @@ class EvaluateScreen(StepScreen):
         self.query_one("#eval-paths", Static).update(paths)
 
 
-def _coloured(metric: str, change: str) -> Text:
-    """Green where the change is an improvement, red where it is a regression."""
+def _coloured(metric: str, change: str, verdict: str | None = None) -> Text:
+    """Green for an improvement, red for a regression, yellow when not significant.
+
+    The evaluation's own verdict decides when there is one; otherwise the sign and the
+    metric's name (losses and perplexities are better lower).
+    """
+    if verdict is not None:
+        style = {"improved": "bold green", "worse": "bold red", "not significant": "yellow"}
+        return Text(change, style=style.get(verdict, ""))
     s = change.strip()
     if not s or s[0] not in "+-":
         return Text(change)
