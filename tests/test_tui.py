@@ -348,3 +348,17 @@ async def test_start_offers_resume_and_attach(tmp_path: Path) -> None:
         await pilot.pause(0.5)
         assert app.screen.STEP == "train"
         assert app.run_view is not None and app.run_view.finished
+
+
+def test_a_session_from_elsewhere_is_copied_not_written(tmp_path: Path) -> None:
+    from tuitune.tui.defaults import copy_session
+
+    original = new_session()
+    original.data.train = ["data/train.jsonl"]
+    path = original.save(tmp_path / "colleague.json")
+    before = path.read_text()
+    copy = copy_session(load_session(path))
+    assert copy.id != original.id and copy.path == ""
+    assert copy.data.train == [str((tmp_path / "data" / "train.jsonl").resolve())]
+    copy.save()
+    assert path.read_text() == before

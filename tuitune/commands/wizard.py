@@ -12,7 +12,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--session",
         metavar="FILE",
-        help="open this saved session (its steps pre-filled) instead of the Start screen",
+        help="open this saved session (its steps pre-filled) instead of the Start screen; "
+        "a file outside the sessions directory is copied, never written",
     )
     p.add_argument(
         "--step",
@@ -28,9 +29,18 @@ def run(args: argparse.Namespace) -> int:
 
     session = None
     if args.session:
+        from pathlib import Path
+
+        from tuitune.core.paths import sessions_dir
         from tuitune.core.session import load_session
 
         session = load_session(args.session)
+        if Path(args.session).resolve().parent != sessions_dir().resolve():
+            # A session file from elsewhere (the bundled quickstart, a colleague's): work on a
+            # copy in the sessions directory, never write the user's file.
+            from tuitune.tui.defaults import copy_session
+
+            session = copy_session(session)
     from tuitune.tui.app import STEPS, TuituneApp
 
     step = args.step or ("decide" if session else "start")

@@ -16,6 +16,34 @@ from tuitune.core.session import DataChoice, EvalChoice, ModelChoice, Session, l
 QUICKSTART_TASK = "json_extract"
 
 
+def copy_session(base: Session, *, name: str | None = None) -> Session:
+    """A new session (new id, not yet saved) with ``base``'s answers; paths made absolute so
+    the copy can live in the sessions directory. The file ``base`` came from is never written."""
+    session = Session(name=base.name if name is None else name)
+    session.model = dataclasses.replace(base.model)
+    session.data = dataclasses.replace(
+        base.data,
+        train=[_abs(base, p) for p in base.data.train],
+        eval=[_abs(base, p) for p in base.data.eval],
+    )
+    ev = base.evaluation
+    session.evaluation = dataclasses.replace(
+        ev,
+        eval_file=_abs(base, ev.eval_file) if ev.eval_file else "",
+        general_file=_abs(base, ev.general_file) if ev.general_file else "",
+    )
+    session.spec = dict(base.spec)
+    session.answers = {k: v for k, v in base.answers.items() if isinstance(v, dict)}
+    decide = session.answers.get("decide", {})
+    answers, flags = saved_answers(decide)
+    session.answers["decide"] = {
+        **({"note": decide["note"]} if "note" in decide else {}),
+        "answers": answers or dict(QUICKSTART_ANSWERS),
+        "flags": flags or dict(QUICKSTART_FLAGS),
+    }
+    return session
+
+
 def new_session() -> Session:
     """A fresh session (not yet saved) with the quickstart's data, task and default model."""
     assets = paths.assets_dir()
@@ -23,33 +51,9 @@ def new_session() -> Session:
     session = Session(name="quickstart")
     if template.is_file():
         try:
-            base = load_session(template)
+            return copy_session(load_session(template))
         except Exception:  # noqa: BLE001 - a broken template must not stop the wizard
-            base = None
-        if base is not None:
-            session.model = dataclasses.replace(base.model)
-            session.data = dataclasses.replace(
-                base.data,
-                train=[_abs(base, p) for p in base.data.train],
-                eval=[_abs(base, p) for p in base.data.eval],
-            )
-            ev = base.evaluation
-            session.evaluation = dataclasses.replace(
-                ev,
-                eval_file=_abs(base, ev.eval_file) if ev.eval_file else "",
-                general_file=_abs(base, ev.general_file) if ev.general_file else "",
-            )
-            session.spec = dict(base.spec)
-            session.answers = {k: v for k, v in base.answers.items() if isinstance(v, dict)}
-            decide = session.answers.get("decide", {})
-            answers, flags = saved_answers(decide)
-            session.answers["decide"] = {
-                **({"note": decide["note"]} if "note" in decide else {}),
-                "answers": answers or dict(QUICKSTART_ANSWERS),
-                "flags": flags or dict(QUICKSTART_FLAGS),
-                "prefilled": True,
-            }
-            return session
+            pass
     quick = assets / "quickstart"
     general = assets / "general" / "general.jsonl"
     session.model = ModelChoice(ref="default")
