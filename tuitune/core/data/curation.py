@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "near_threshold": 0.85,  # estimated Jaccard similarity of word 5-gram shingles
     "token_length": True,  # drop rows longer than max_length tokens (needs a tokenizer)
     "min_completion_chars": 1,
+    # Forgetting mitigation: {"share": 0.2, "file": ""} mixes general chat rows into the
+    # training split (tuitune.core.data.mixture); applied by prepare_data, not by curate().
+    "mix_general": None,
 }
 PII_MODES = ("redact", "drop", "off")
 MAX_EXAMPLES = 3

@@ -23,6 +23,7 @@ from tuitune.core.data.curation import CurationReport, Item, curate
 from tuitune.core.data.formats import SOURCE_FORMATS, TARGET_OF, FormatGuess, RowError, convert_row
 from tuitune.core.data.formats import detect_format as _detect
 from tuitune.core.data.loading import LoadReport, Row, iter_rows
+from tuitune.core.data.mixture import mix_general, parse_mix_option
 from tuitune.core.errors import TuituneError
 
 MANIFEST_VERSION = 1
@@ -249,8 +250,23 @@ def prepare_data(
             path=train_paths[0],
             fix="check the curation report (tuitune data check) and relax a step",
         )
+    train_rows = [it.row for it in train]
+    mixture: dict[str, Any] | None = None
+    mix_option = parse_mix_option((curation or {}).get("mix_general"))
+    if mix_option is not None:
+        say("Mixing in general data")
+        train_rows, mixture = mix_general(
+            train_rows,
+            mix_option,
+            target_format=guess.target,
+            seed=seed,
+            curation=curation,
+            tokenizer=tokenizer,
+            max_length=max_length,
+            exclude=[it.row for it in val],
+        )
     say("Writing the curated set")
-    train_file = write_jsonl(out_dir / "train.jsonl", [it.row for it in train])
+    train_file = write_jsonl(out_dir / "train.jsonl", train_rows)
     eval_file = write_jsonl(out_dir / "eval.jsonl", [it.row for it in val]) if val else None
     if eval_file is None and (out_dir / "eval.jsonl").exists():
         (out_dir / "eval.jsonl").unlink()  # a stale split from an earlier preparation
@@ -276,9 +292,10 @@ def prepare_data(
             "val_ratio": 0.0 if eval_paths else val_ratio,
             "seed": seed,
             "eval_from_files": bool(eval_paths),
-            "train_rows": len(train),
+            "train_rows": len(train_rows),
             "eval_rows": len(val),
         },
+        "mixture": mixture,
         "tokenizer": str(tokenizer_dir) if tokenizer_dir else None,
         "max_length": max_length,
         "outputs": {"train": train_file.name, "eval": eval_file.name if eval_file else None},
@@ -294,11 +311,11 @@ def prepare_data(
         report=report,
         guess=guess,
         load=load,
-        train_rows=len(train),
+        train_rows=len(train_rows),
         eval_rows=len(val),
         mixed_dropped=mixed,
         warnings=warnings,
         train_lengths=[it.tokens for it in train]
-        if all(it.tokens is not None for it in train)
+        if mixture is None and all(it.tokens is not None for it in train)
         else None,
     )
