@@ -27,11 +27,11 @@ class HardwareScreen(StepScreen):
         with VerticalScroll(id="hw-scroll"):
             yield Static("Probing the hardware...", id="hw-status")
             yield DataTable(id="devices", cursor_type="none", show_cursor=False)
+            yield Static(id="recommendation")
             yield Static(
                 "What fits (estimated peak memory per method and model size):", classes="section"
             )
             yield DataTable(id="fits", cursor_type="none", show_cursor=False)
-            yield Static(id="recommendation")
 
     def on_mount(self) -> None:
         super().on_mount()
