@@ -362,3 +362,41 @@ def test_a_session_from_elsewhere_is_copied_not_written(tmp_path: Path) -> None:
     assert copy.data.train == [str((tmp_path / "data" / "train.jsonl").resolve())]
     copy.save()
     assert path.read_text() == before
+
+
+async def test_model_screen_lists_the_catalog_and_refuses_a_bad_path(tmp_path: Path) -> None:
+    app = make_app(tmp_path, step="model")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#catalog", DataTable)
+        ids = [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
+        assert "Qwen/Qwen2.5-7B-Instruct" in ids and "microsoft/phi-4" in ids
+        assert all("B" in str(table.get_row_at(i)[1]) for i in range(table.row_count))  # GiB/MiB
+        table.move_cursor(row=ids.index("Qwen/Qwen2.5-7B-Instruct"))
+        await pilot.press("ctrl+u")
+        assert app.screen.query_one("#model-ref", Input).value == "Qwen/Qwen2.5-7B-Instruct"
+        app.screen.query_one("#model-ref", Input).value = str(tmp_path / "nowhere")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.STEP == "model"
+        assert "not a model directory" in str(app.screen.query_one("#model-check", Static).render())
+
+
+def test_template_warnings_name_masked_labels_and_missing_eos() -> None:
+    from tuitune.tui.screens.template import template_warnings
+
+    preview = SimpleNamespace(
+        input_ids=[1, 5, 6, 2],
+        trained=[False, False, False, False],
+        trained_count=0,
+        truncated=False,
+    )
+    info = {"had_template": False, "eos": 2, "eos_text": "</s>"}
+    warnings = template_warnings(info, preview)
+    assert any("no chat template" in w for w in warnings)
+    assert any("every label is masked" in w for w in warnings)
+    assert any("EOS '</s>'" in w for w in warnings)
+    preview.trained = [False, True, True, True]
+    preview.trained_count = 3
+    assert template_warnings({**info, "had_template": True}, preview) == []
