@@ -16,7 +16,16 @@ from tuitune.runner.evaluate import evaluate
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EVAL = str(ASSETS / "quickstart" / "eval.jsonl")
-GENERAL = str(ASSETS / "general" / "general.jsonl")
+GENERAL_ROWS = [
+    {
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "reference": "Paris",
+    },
+    {"messages": [{"role": "user", "content": "What do bees make?"}], "reference": "honey"},
+    {"messages": [{"role": "user", "content": "What is frozen water called?"}], "reference": "ice"},
+    {"text": "Bread is made from flour, water, salt and yeast."},
+    {"text": "Trains carry many passengers at once."},
+]
 PREF = str(ASSETS / "quickstart" / "preference.jsonl")
 
 
@@ -40,6 +49,19 @@ def _adapter(model_dir: Path, out: Path, *, trained: bool) -> Path:
     return out
 
 
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch: pytest.MonkeyPatch):
+    """The tiny model is all per-op overhead: OpenMP's thread team only adds barrier waits
+    (badly so on a shared 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("adapters")
@@ -50,14 +72,17 @@ def adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 
 def _spec(run: Path, model: Path, adapter: Path | None, **kw) -> EvalSpec:
+    general = run.parent / f"{run.name}-general.jsonl"
+    general.parent.mkdir(parents=True, exist_ok=True)
+    general.write_text("".join(json.dumps(r) + "\n" for r in GENERAL_ROWS))
     base = dict(
         run_dir=str(run),
         base_model=str(model),
         adapter=str(adapter) if adapter else "",
         task="json_extract",
         eval_file=EVAL,
-        general_file=GENERAL,
-        max_new_tokens=12,
+        general_file=str(general),
+        max_new_tokens=10,
         limit=6,
         batch_size=4,
         seed=3,
@@ -80,7 +105,7 @@ def test_base_vs_tuned_from_one_model(tiny_model: Path, adapters, tmp_path: Path
         assert by[metric].n == 6 and by[metric].before is not None and by[metric].after is not None
     # the random adapter moves the loss: the two sides are different models
     assert by["eval_loss"].before != by["eval_loss"].after
-    assert by["general_perplexity"].n == 8 and by["general_answers"].n == 24
+    assert by["general_perplexity"].n == 2 and by["general_answers"].n == 3
     gens = res.generations
     assert len(gens) == 6 and all(
         {"prompt", "reference", "before", "after"} <= set(g) for g in gens

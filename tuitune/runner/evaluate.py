@@ -40,6 +40,8 @@ IDENTICAL_ATOL = 1e-6
 
 def _read_jsonl(path: str, limit: int = 0) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    if not Path(path).is_file():
+        raise TuituneError("evaluation file does not exist", path=path, fix="check the path")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -333,18 +335,19 @@ def evaluate(spec: EvalSpec) -> dict[str, Any]:
     t_start = time.time()
     with EventWriter(run_dir / "events.jsonl") as events:
         events.emit("progress", phase="eval", done=0, total=0, what="loading model")
-        ev = Evaluator(spec, events)
-        sides = ["before", "after"] if ev.has_tuned else ["before"]
+        # Read and check every input before the (slow) model load: bad data fails fast.
         task = get_task(spec.task) if spec.task else None
-
         rows = _read_jsonl(spec.eval_file, spec.limit) if spec.eval_file else []
         split = [split_row(r) for r in rows]
         prompts = [p for p, _, _ in split]
-        loss_pairs = [(ev.render.prompt(p), ev.render.completion(p, t)) for p, t, _ in split if t]
         general = _read_jsonl(spec.general_file) if spec.general_file else []
         g_text = [r["text"] for r in general if isinstance(r.get("text"), str)]
         g_qa = [split_row(r) for r in general if "text" not in r]
         pref = _read_jsonl(spec.preference_file, spec.limit) if spec.preference_file else []
+
+        ev = Evaluator(spec, events)
+        sides = ["before", "after"] if ev.has_tuned else ["before"]
+        loss_pairs = [(ev.render.prompt(p), ev.render.completion(p, t)) for p, t, _ in split if t]
 
         per_side = (len(prompts) if task else 0) + len(loss_pairs) + len(g_text) + len(g_qa)
         ev.total = per_side * len(sides) + 2 * len(pref) * (2 if ev.peft else 0)
