@@ -30,6 +30,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed, the same for both sides")
     p.add_argument("--system", help="system prompt (default: the one the training data used)")
     p.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
+    p.add_argument("--tui", action="store_true", help="the wizard's Chat screen, full screen")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     if args.top_p is not None:
         decoding = decoding.with_setting("top_p", str(args.top_p))
     r = find_run(args.run)
+    if args.tui:
+        from tuitune.tui.screens.chat import ChatApp
+
+        return ChatApp(r, decoding=decoding, system=args.system).run() or 0
     chat = open_chat(r, decoding)
     if args.system is not None:
         chat.set_system(args.system)
