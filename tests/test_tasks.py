@@ -78,6 +78,10 @@ def test_text_scorers() -> None:
 def test_library_metrics() -> None:
     assert score("rouge_l", "the cat sat on the mat", "the cat sat on the mat")["rouge_l"] == 1.0
     assert 0.0 < score("rouge_l", "the cat sat", "the cat sat on the mat")["rouge_l"] < 1.0
+
+
+def test_bleu_from_sacrebleu() -> None:
+    pytest.importorskip("sacrebleu")
     assert score("bleu", "the cat sat on the mat", "the cat sat on the mat")[
         "bleu"
     ] == pytest.approx(1.0)
