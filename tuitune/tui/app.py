@@ -406,7 +406,8 @@ class TuituneApp(App[int]):
         self.save_session()
 
     def start_export(self, what: str) -> None:
-        """Export the finished run: "adapter", "merged" or "configs" (TRL, Axolotl, LLaMA-Factory)."""
+        """Export the finished run: "adapter", "merged", "configs" (TRL, Axolotl, LLaMA-Factory),
+        or one of core.ship's formats ("4bit", "8bit", "gguf", "card")."""
         if self.run_view is None or not self.run_view.finished:
             self.notify("export needs a finished run", severity="warning")
             return
@@ -417,9 +418,13 @@ class TuituneApp(App[int]):
     def _export(self, run: RunDir, what: str) -> None:
         try:
             from tuitune.core.export import export_run
+            from tuitune.core.ship import SHIP_FORMATS, ship_run
 
-            formats = ("trl", "axolotl", "llamafactory") if what == "configs" else (what,)
-            paths = [export_run(run, fmt) for fmt in formats]
+            if what in SHIP_FORMATS:  # 4bit, 8bit, gguf, card: checked against the run
+                paths = [ship_run(run, what).line()]
+            else:
+                formats = ("trl", "axolotl", "llamafactory") if what == "configs" else (what,)
+                paths = [export_run(run, fmt) for fmt in formats]
         except Exception as e:  # noqa: BLE001
             self.fail(f"export {what}", e)
             return

@@ -24,6 +24,12 @@ class EvaluateScreen(StepScreen):
         Binding("a", "export('adapter')", "Export adapter", id="export-adapter"),
         Binding("m", "export('merged')", "Export merged", id="export-merged"),
         Binding("c", "export('configs')", "Export configs", id="export-configs"),
+        Binding("t", "chat", "Chat", id="chat"),
+        # Ship (tuitune.core.ship): listed under the results rather than in the footer.
+        Binding("4", "export('4bit')", "Export 4-bit", id="export-4bit", show=False),
+        Binding("8", "export('8bit')", "Export 8-bit", id="export-8bit", show=False),
+        Binding("g", "export('gguf')", "Export GGUF", id="export-gguf", show=False),
+        Binding("r", "export('card')", "Model card", id="export-card", show=False),
     ]
 
     def __init__(self) -> None:
@@ -63,7 +69,7 @@ class EvaluateScreen(StepScreen):
         app = self.tapp
         if action == "evaluate":
             return app.run_view is not None and app.run_view.finished and not app.eval_status
-        if action == "export":
+        if action in ("export", "chat"):
             return app.run_view is not None and app.run_view.finished
         return True
 
@@ -72,6 +78,14 @@ class EvaluateScreen(StepScreen):
 
     def action_export(self, what: str) -> None:
         self.tapp.start_export(what)
+
+    def action_chat(self) -> None:
+        """The playground: base and tuned answer side by side (tuitune.tui.screens.chat)."""
+        from tuitune.tui.screens.chat import ChatScreen
+
+        view = self.tapp.run_view
+        if view is not None and view.finished:
+            self.app.push_screen(ChatScreen(view.run))
 
     def action_next(self) -> None:
         app = self.tapp
@@ -130,7 +144,12 @@ class EvaluateScreen(StepScreen):
         if result.report:
             paths.append(f"report: {result.report}\n")
         if view is not None:
-            paths.append(f"adapter: {view.run.adapter}")
+            paths.append(f"adapter: {view.run.adapter}\n")
+            paths.append(
+                "t chat with base and tuned side by side; ship: a adapter, m merged, "
+                "4 / 8 bitsandbytes 4-/8-bit, g GGUF, r model card, c trainer configs",
+                style="dim",
+            )
         self.query_one("#eval-paths", Static).update(paths)
 
 
