@@ -1,0 +1,42 @@
+"""Trackers through TRL's report_to: off by default, TensorBoard writes local event files."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from test_runner import data, make_spec, train  # noqa: F401 - the data fixture
+
+from tuitune.core.errors import TuituneError
+from tuitune.core.spec import TrainSpec
+from tuitune.core.tracking import check_report_to, tensorboard_dir, where_it_goes
+
+
+def test_trackers_are_off_by_default_and_checked():
+    assert TrainSpec().report_to == []
+    check_report_to([])
+    with pytest.raises(TuituneError, match="unknown tracker"):
+        check_report_to(["tensorbored"])
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(TuituneError, match="not installed"):
+            check_report_to(["wandb"])
+    assert "nothing is sent" in where_it_goes("trackio")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="needs tensorboard")
+def test_tensorboard_run_writes_event_files_and_default_run_none(tiny_model, data, tmp_path):  # noqa: F811
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    rc, run = train(
+        make_spec(tiny_model, data, tmp_path / "tb", max_steps=2, report_to=["tensorboard"])
+    )
+    assert rc == 0
+    files = list(tensorboard_dir(run).rglob("events.out.tfevents.*"))
+    assert files, "no TensorBoard event files"
+    acc = EventAccumulator(str(files[0].parent))
+    acc.Reload()
+    assert "train/loss" in acc.Tags()["scalars"]
+    assert run.events.is_file()  # events.jsonl is written as always
+    rc, plain = train(make_spec(tiny_model, data, tmp_path / "plain", max_steps=1))
+    assert rc == 0
+    assert not list(plain.root.rglob("events.out.tfevents.*"))
