@@ -127,20 +127,17 @@ def test_agreement_counts_up_to_the_first_difference():
     assert agreement([[1, 2]], [[1, 2, 3, 4]]) == 0.5
 
 
-@pytest.mark.slow
-def test_default_model_merged_and_gguf_generate_like_the_run(default_model, tmp_path, monkeypatch):
-    """LoRA on SmolLM2 for a few steps; merged safetensors and (when llama.cpp's converter is
-    installed) an f32 GGUF generate, greedily, exactly the run's own tokens."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+@pytest.fixture(scope="module")
+def default_run(default_model, tmp_path_factory) -> RunDir:
+    """LoRA on SmolLM2 for 3 steps on 24 quickstart rows (about 30 s on 2 cores)."""
     from tuitune.core.data.prepare import prepare_data
-    from tuitune.core.ship import merged_dir
 
+    tmp = tmp_path_factory.mktemp("ship-default")
     root = Path(__file__).resolve().parent.parent / "assets" / "quickstart"
     rows = (root / "train.jsonl").read_text().splitlines()[:24]
-    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
-    run = RunDir(tmp_path / "run")
-    prepared = prepare_data([tmp_path / "train.jsonl"], run.data, val_ratio=0.2)
+    (tmp / "train.jsonl").write_text("\n".join(rows) + "\n")
+    run = RunDir(tmp / "run")
+    prepared = prepare_data([tmp / "train.jsonl"], run.data, val_ratio=0.2)
     spec = make_spec(
         default_model,
         {"train": str(prepared.train_file), "eval": ""},
@@ -153,6 +150,18 @@ def test_default_model_merged_and_gguf_generate_like_the_run(default_model, tmp_
     )
     rc, run = train(spec)
     assert rc == 0
+    return run
+
+
+@pytest.mark.slow
+def test_default_model_merged_and_gguf_generate_like_the_run(default_run, monkeypatch):
+    """The merged safetensors and (when llama.cpp's converter is installed) an f32 GGUF
+    generate, greedily, exactly the run's own tokens."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuitune.core.ship import merged_dir
+
+    run = default_run
     chats = verify_prompts(run)
     reference = in_run_tokens(run, chats)
     merged = merged_dir(run)
@@ -168,3 +177,17 @@ def test_default_model_merged_and_gguf_generate_like_the_run(default_model, tmp_
     result = gguf_export(run, outtype="f32")
     assert result.path.stat().st_size > 100_000_000
     assert result.identical_to_run is True, result.line()
+
+
+@pytest.mark.slow
+def test_default_model_chat_streams_on_cpu(default_run):
+    from tuitune.core.chat import Decoding, open_chat
+
+    chat = open_chat(default_run, Decoding(max_new_tokens=24))
+    assert chat.state.system.startswith("Extract the person")  # the training system prompt
+    chat.load()
+    assert chat.device == "cpu" or chat.device == "cuda"
+    chat.send("Profile: Ada Byron. Occupation: mathematician. Home: London. Age: 36.")
+    for side in ("base", "tuned"):
+        chunks = list(chat.stream(side))
+        assert len(chunks) > 3 and chat.replies[side].new_tokens > 3

@@ -174,16 +174,17 @@ class _PlainUI:
         return line if line else None
 
     def begin(self) -> None:
-        pass
+        self.started: set[str] = set()
 
     def chunk(self, side: str, text: str) -> None:
-        if not self.chat.replies[side].text[len(text) :]:
+        if side not in self.started:
+            self.started.add(side)
             self.out.write(f"{side}: ")
         self.out.write(text)
         self.out.flush()
 
     def done(self, side: str, reply) -> None:  # noqa: ANN001
-        if not reply.text:
+        if side not in self.started:
             self.out.write(f"{side}: ")
         self.out.write(
             f"\n  [{reply.new_tokens} tokens, {reply.tokens_per_second:.1f} tok/s"
