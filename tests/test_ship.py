@@ -30,6 +30,25 @@ from tuitune.core.ship import (
 REAL_TOOLS = Path.home() / ".cache" / "tuitune" / "tools" / "gguf"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny model is all per-op overhead: extra OpenMP threads only add barrier waits
+    (much worse on a shared CPU)."""
+    import os
+
+    import torch
+
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
+
+
 def _finished(run: RunDir, data: dict[str, str]) -> RunDir:  # noqa: F811
     """Give a trained run the curated data and manifest prepare_data would have written."""
     run.data.mkdir(exist_ok=True)
@@ -148,7 +167,13 @@ def default_run(default_model, tmp_path_factory) -> RunDir:
         per_device_train_batch_size=4,
         max_length=256,
     )
-    rc, run = train(spec)
+    import torch
+
+    torch.set_num_threads(2)  # a real model: two threads pay off
+    try:
+        rc, run = train(spec)
+    finally:
+        torch.set_num_threads(1)
     assert rc == 0
     return run
 
