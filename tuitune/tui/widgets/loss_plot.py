@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
-from textual_plot import HiResMode, LegendLocation, PlotWidget
+from textual.widgets import Static
+from textual_plot import HiResMode, PlotWidget
 
 
 class LossPlot(Widget):
@@ -19,6 +21,7 @@ class LossPlot(Widget):
     DEFAULT_CSS = """
     LossPlot { height: 1fr; min-height: 6; }
     LossPlot > PlotWidget { height: 1fr; }
+    LossPlot > .loss-key { height: 1; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -26,12 +29,17 @@ class LossPlot(Widget):
         self._key: tuple[int, int, float | None, float | None] | None = None
 
     def compose(self) -> ComposeResult:
+        # The key sits above the plot: an in-plot legend covers the newest points at 80x24.
+        key = Text(" ")
+        key.append("--- train loss", style="cyan")
+        key.append("   ")
+        key.append("* eval loss", style="yellow")
+        yield Static(key, classes="loss-key")
         yield PlotWidget(allow_pan_and_zoom=False)
 
     def on_mount(self) -> None:
         plot = self.query_one(PlotWidget)
         plot.set_xlabel("step")
-        plot.set_ylabel("loss")
 
     @property
     def points(self) -> int:
@@ -65,6 +73,9 @@ class LossPlot(Widget):
             )
         if steps or eval_steps:
             xmax = max([*steps, *eval_steps, 1])
-            plot.set_xlimits(0, xmax)
-            plot.show_legend(LegendLocation.TOPRIGHT)
+            plot.set_xlimits(0, xmax * 1.02)
+            ys = [*train, *eval]
+            lo, hi = min(ys), max(ys)
+            pad = (hi - lo) * 0.08 or 0.1
+            plot.set_ylimits(lo - pad, hi + pad)
         return True
