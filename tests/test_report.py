@@ -144,3 +144,11 @@ def test_compare_names_a_run_without_results(tmp_path: Path) -> None:
     run = _run(tmp_path)
     with pytest.raises(TuituneError, match="no evaluation results"):
         compare.run(argparse.Namespace(runs=[str(run.root)]))
+
+
+def test_perplexity_in_the_forgetting_group_is_not_a_percentage() -> None:
+    from tuitune.core.evaluation import Comparison
+    from tuitune.core.report import fmt_value
+
+    c = Comparison("general_perplexity", 8, 25.68, 25.12, group="forgetting")
+    assert fmt_value(c, c.before) == "25.68"

@@ -39,7 +39,11 @@ def label(metric: str) -> str:
 
 
 def _is_rate(c: Comparison) -> bool:
-    return c.group in _RATE_GROUPS and c.metric != "reward_margin"
+    return (
+        c.group in _RATE_GROUPS
+        and c.metric != "reward_margin"
+        and not c.metric.endswith(("perplexity", "loss"))
+    )
 
 
 def fmt_value(c: Comparison, value: float | None) -> str:
