@@ -209,3 +209,32 @@ def test_child_failure_is_one_line_naming_the_log(tiny_model: Path, tmp_path: Pa
     with pytest.raises(TuituneError) as err:
         run_evaluation(run, tiny_model, None, choice, seed=0)
     assert err.value.path == str(run.eval / "eval.log")
+
+
+def test_batched_answer_loss_equals_one_example_at_a_time(tiny_model: Path, tmp_path: Path) -> None:
+    """Left padding, position ids and logits_to_keep must not change a single figure."""
+    import torch
+
+    from tuitune.core.events import EventWriter
+    from tuitune.runner.evaluate import Evaluator
+
+    pairs = [
+        ("short prompt", " answer one"),
+        ("a much longer prompt " * 5, " two"),
+        ("", "plain text row"),
+    ]
+    with EventWriter(tmp_path / "events.jsonl") as events:
+        ev = Evaluator(_spec(tmp_path / "run", tiny_model, None, batch_size=3), events)
+        ev.total = 6
+        got = ev.nll(ev.model, pairs, "test")
+        for (prompt, completion), nll_sum, tokens in zip(pairs, got["nll_sum"], got["tokens"]):
+            ids, start = ev._encode_pairs([(prompt, completion)])[0]
+            with torch.inference_mode():
+                logits = ev.model(input_ids=torch.tensor([ids])).logits[0].float()
+            first = max(start, 1)
+            target = torch.tensor(ids[first:])
+            expected = torch.nn.functional.cross_entropy(
+                logits[first - 1 : -1], target, reduction="sum"
+            )
+            assert tokens == len(ids) - first
+            assert nll_sum == pytest.approx(expected.item(), rel=1e-4, abs=1e-4)

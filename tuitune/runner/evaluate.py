@@ -244,18 +244,31 @@ class Evaluator:
         sums: list[float] = []
         counts: list[int] = []
         for _, chunk in _batches(enc, self.batch_size):
+            # Left padding puts every answer at the right edge, so the LM head (the biggest
+            # matmul: vocabulary x positions) runs only over the answer positions.
             width = max(len(ids) for ids, _ in chunk)
+            keep = max(len(ids) - start for ids, start in chunk) + 1
             input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             attn = torch.zeros((len(chunk), width), dtype=torch.long)
             labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-            for i, (ids, start) in enumerate(chunk):  # right padding for scoring
-                input_ids[i, : len(ids)] = torch.tensor(ids)
-                attn[i, : len(ids)] = 1
-                labels[i, start : len(ids)] = torch.tensor(ids[start:])
+            for i, (ids, start) in enumerate(chunk):
+                off = width - len(ids)
+                input_ids[i, off:] = torch.tensor(ids)
+                attn[i, off:] = 1
+                first = max(start, 1)  # the first token of a row has nothing to predict it
+                labels[i, off + first :] = torch.tensor(ids[first:])
+            positions = (attn.cumsum(-1) - 1).clamp(min=0)
+            inputs = {
+                "input_ids": input_ids.to(self.device),
+                "attention_mask": attn.to(self.device),
+                "position_ids": positions.to(self.device),
+            }
             with torch.inference_mode():
-                logits = model(
-                    input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device)
-                ).logits.float()
+                try:
+                    logits = model(**inputs, logits_to_keep=min(keep, width)).logits.float()
+                except TypeError:  # a model without logits_to_keep: score every position
+                    logits = model(**inputs).logits.float()
+            labels = labels[:, width - logits.shape[1] :]
             shift_logits = logits[:, :-1]
             shift_labels = labels[:, 1:].to(self.device)
             loss = torch.nn.functional.cross_entropy(
