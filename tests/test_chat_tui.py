@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from test_runner import data, make_spec, train  # noqa: F401 - the data fixture
@@ -36,6 +37,8 @@ def lora_run(tiny_model, data, tmp_path_factory) -> RunDir:  # noqa: F811
     root = tmp_path_factory.mktemp("chat-tui") / "run"
     rc, run = train(make_spec(tiny_model, data, root, max_steps=3, save_steps=3))
     assert rc == 0
+    run.data.mkdir(exist_ok=True)
+    (run.data / "eval.jsonl").write_text(Path(data["eval"]).read_text())
     return run
 
 
@@ -73,6 +76,8 @@ async def test_chat_screen_streams_both_sides_and_takes_commands(lora_run):
         assert ChatScreen.Chunk in seen and ChatScreen.ReplyDone in seen  # posted by workers
         await pilot.press("ctrl+r")
         assert screen.chat.state.turns == []
+        await pilot.press("f2")  # a held-out prompt from the run's validation split
+        assert screen.query_one("#chat-input").value
         await pilot.press("escape")
         await pilot.pause()
     assert app.return_value == 0

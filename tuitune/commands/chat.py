@@ -36,8 +36,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from tuitune.core.chat import Decoding, open_chat
+    from tuitune.core.chat import Decoding, open_chat, quiet_libraries
     from tuitune.core.rundir import find_run
+
+    quiet_libraries()
 
     decoding = Decoding(max_new_tokens=args.max_new_tokens, seed=args.seed)
     if args.temperature is not None:

@@ -429,6 +429,20 @@ class ChatSession:
         return self.replies[side]
 
 
+def quiet_libraries() -> None:
+    """Silence load-time chatter (weight-loading bars, deprecation and bitsandbytes notices)
+    that would otherwise land in the middle of an interactive chat."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def open_chat(run: RunDir, decoding: Decoding | None = None) -> ChatSession:
     """A chat session for ``run`` (not yet loaded), starting from the training system prompt."""
     return ChatSession(chat_target(run), decoding, system=training_system_prompt(run))

@@ -47,7 +47,7 @@ class ChatScreen(Screen):
         Binding("escape", "close", "Back", id="chat-back"),
         Binding("ctrl+s", "stop", "Stop", id="chat-stop"),
         Binding("ctrl+r", "reset", "New chat", id="chat-reset"),
-        Binding("ctrl+e", "example", "Example", id="chat-example"),
+        Binding("f2", "example", "Example", id="chat-example"),  # ctrl+e is the Input's End
     ]
 
     @dataclass
@@ -116,8 +116,9 @@ class ChatScreen(Screen):
     @work(thread=True, group="chat-load", exclusive=True, exit_on_error=False)
     def _load(self, key: str) -> None:
         try:
-            from tuitune.core.chat import open_chat
+            from tuitune.core.chat import open_chat, quiet_libraries
 
+            quiet_libraries()
             chat = open_chat(self.run, self._decoding)
             if self._system is not None:
                 chat.set_system(self._system)
@@ -156,8 +157,12 @@ class ChatScreen(Screen):
     @on(Chunk)
     def _chunk(self, message: Chunk) -> None:
         self.pending[message.side] += message.text
-        self.status = f"{message.side} is answering..."
-        self._draw_side(message.side)
+        status = f"{message.side} is answering..."
+        if status != self.status:
+            self.status = status
+            self.redraw()
+        else:
+            self._draw_side(message.side)
 
     @on(ReplyDone)
     def _reply_done(self, message: ReplyDone) -> None:
@@ -288,7 +293,7 @@ class ChatScreen(Screen):
                 text.append(f"[{self.stats[side]}]\n", style="dim")
             text.append("\n")
         if not turns:
-            text.append("(type a message below; ctrl+e puts a held-out example there)", style="dim")
+            text.append("(type a message below; F2 puts a held-out example there)", style="dim")
         self.query_one(f"#text-{side}", Static).update(text)
         self.query_one(f"#pane-{side}", VerticalScroll).scroll_end(animate=False)
 
