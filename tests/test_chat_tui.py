@@ -81,3 +81,25 @@ async def test_chat_screen_streams_both_sides_and_takes_commands(lora_run):
         await pilot.press("escape")
         await pilot.pause()
     assert app.return_value == 0
+
+
+@pytest.mark.asyncio
+async def test_evaluate_screen_opens_the_chat_with_t(lora_run):
+    from tuitune.tui.app import TuituneApp
+    from tuitune.tui.defaults import new_session
+
+    app = TuituneApp(new_session(), attach=lora_run, start_step="train")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _until(pilot, lambda: app.run_view is not None and app.run_view.finished)
+        app.eval_status = "x"  # keep the screen from starting a real evaluation
+        app.goto("evaluate")
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause()
+        chat = app.screen
+        assert isinstance(chat, ChatScreen) and chat.run.root == lora_run.root
+        await _until(pilot, lambda: chat.chat is not None)
+        assert f"chat:{lora_run.root}" in app.cache  # reopening does not load again
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.id == "evaluate" or type(app.screen).__name__ == "EvaluateScreen"
