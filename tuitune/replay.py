@@ -200,8 +200,8 @@ def replay(
         from tuitune.core.evaluation import run_evaluation
         from tuitune.core.report import summary_rows, write_report
 
-        adapter = run.adapter if spec.uses_peft else None
-        base = Path(spec.model) if spec.uses_peft else run.adapter
+        # Base vs tuned for every method: an adapter is applied to the base (one model load);
+        # a full-SFT model directory in run.adapter is loaded beside it by the eval child.
         choice = dataclasses.replace(
             session.evaluation,
             eval_file=str(session.resolve(session.evaluation.eval_file))
@@ -211,7 +211,9 @@ def replay(
             if session.evaluation.general_file
             else "",
         )
-        results = run_evaluation(run, base, adapter, choice, seed=spec.seed, on_event=handle)
+        results = run_evaluation(
+            run, Path(spec.model), run.adapter, choice, seed=spec.seed, on_event=handle
+        )
         report = write_report(run, session, results)
         rows = summary_rows(results)
     return ReplayResult(run=run, final=final, report=report, rows=rows)
