@@ -70,3 +70,19 @@ def test_no_counterpart_means_no_section(tmp_path):
     mixed = _run(tmp_path, "mixed", mix=True, qa=[1.0, 0.0], nll=[2.0, 2.0])
     assert find_counterpart(mixed) is None
     assert mixture_section(mixed) == []
+
+
+def test_report_shows_the_effect_when_both_runs_exist(tmp_path):
+    from tuitune.core.evaluation import EvalResults
+    from tuitune.core.report import render_report
+
+    _run(tmp_path, "plain", mix=False, qa=[0.0] * 6 + [1.0] * 2, nll=[3.0] * 4)
+    mixed = _run(tmp_path, "mixed", mix=True, qa=[1.0] * 8, nll=[2.5] * 4)
+    data = json.loads((mixed.eval / "results.json").read_text())
+    data["comparisons"] = [
+        {"metric": "general_answers", "n": 8, "before": 0.5, "after": 1.0, "group": "forgetting"}
+    ]
+    text = render_report(mixed, None, EvalResults.from_dict(data), None)
+    assert "108 general chat rows were mixed into training (20%" in text
+    assert "### Effect of the general-data mixture" in text
+    assert "| general questions answered | 8 | 25.0% | 100.0% |" in text

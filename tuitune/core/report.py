@@ -232,6 +232,16 @@ def render_report(run: RunDir, session: Any, results: EvalResults, image: Path |
             rise = f.get("perplexity_rise")
             rise_txt = f" (perplexity {rise:+.1%})" if rise is not None else ""
             lines += [f"Bound: {f.get('bound')}. Result: {verdict} the bound{rise_txt}.", ""]
+        from tuitune.core.forgetting import mixture_of, mixture_section
+
+        mix = mixture_of(run)
+        if mix:
+            lines += [
+                f"Forgetting mitigation: {mix['general_rows_added']} general chat rows were mixed "
+                f"into training ({mix['achieved_share']:.0%} of the training set).",
+                "",
+            ]
+        lines += mixture_section(run)
     if image is not None:
         rel = image.relative_to(run.root) if image.is_relative_to(run.root) else image
         lines += ["## Loss curves", "", f"![train and eval loss]({rel.as_posix()})", ""]
