@@ -103,7 +103,7 @@ class MixtureEffect:
                 str(c.n),
                 fmt_value(c, c.before),
                 fmt_value(c, c.after),
-                fmt_change(c),
+                fmt_change(c, interval=True),
             )
             for c in self.comparisons
         ]
@@ -184,7 +184,7 @@ def mixture_section(run: RunDir, other: RunDir | None = None) -> list[str]:
         "'without' and 'with' columns are the tuned models' figures; the change is with minus "
         "without, with a paired bootstrap 95% interval.",
         "",
-        "| metric | n | without mixture | with mixture | change |",
+        "| metric | n | without mixture | with mixture | change [95% CI], verdict |",
         "|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(r) + " |" for r in effect.rows()]
