@@ -141,7 +141,7 @@ def replay(
         spec = spec.replace(seed=seed)
     if overrides:
         spec = spec.replace(**overrides)
-    train_paths, eval_paths = check_inputs(session)
+    check_inputs(session)
 
     say.line(f"model: resolving {session.model.ref!r}")
     model = resolve_model(session.model.ref)
@@ -151,33 +151,14 @@ def replay(
     say.line(f"run: {run.root}")
     write_json_atomic(run.root / "session.json", session.to_dict())
 
-    from tuitune.core.data.prepare import prepare_data
+    from tuitune.core.launch import prepare_run
     from tuitune.core.runs import start_run, wait_run
 
-    prepared = prepare_data(
-        train_paths,
-        run.data,
-        eval_paths=eval_paths,
-        fmt=session.data.format,
-        val_ratio=session.data.val_ratio,
-        seed=spec.seed,
-        on_bad_rows=session.data.on_bad_rows,
-        curation=session.data.curation or None,
-        tokenizer_dir=model.path,
-        max_length=spec.max_length,
-    )
+    spec, prepared = prepare_run(session, spec, model, run)
     split = prepared.manifest.get("split", {})
     say.line(
         f"data: {prepared.data_format}, {split.get('train_rows')} train / "
         f"{split.get('eval_rows')} validation rows"
-    )
-    spec = spec.replace(
-        model=str(model.path),
-        train_file=str(prepared.train_file),
-        eval_file=str(prepared.eval_file or ""),
-        data_format=prepared.data_format,
-        output_dir=str(run.root),
-        trust_remote_code=session.model.trust_remote_code,
     )
 
     def handle(e: dict[str, Any]) -> None:

@@ -203,7 +203,7 @@ class TuituneApp(App[int]):
         """Resolve the model, prepare data into the run, start the child (all blocking)."""
         session = self.session
         try:
-            from tuitune.core.data.prepare import prepare_data
+            from tuitune.core.launch import prepare_run
             from tuitune.core.models import resolve_model
             from tuitune.core.rundir import new_run_dir
             from tuitune.core.runs import start_run
@@ -214,26 +214,7 @@ class TuituneApp(App[int]):
             model = resolve_model(session.model.ref)
             run = new_run_dir()
             self.post_message(m.LaunchProgress("preparing data..."))
-            prepared = prepare_data(
-                [session.resolve(p) for p in session.data.train],
-                run.data,
-                eval_paths=[session.resolve(p) for p in session.data.eval],
-                fmt=session.data.format,
-                val_ratio=session.data.val_ratio,
-                seed=spec.seed,
-                on_bad_rows=session.data.on_bad_rows,
-                curation=session.data.curation or None,
-                tokenizer_dir=model.path,
-                max_length=spec.max_length,
-            )
-            spec = spec.replace(
-                model=str(model.path),
-                train_file=str(prepared.train_file),
-                eval_file=str(prepared.eval_file or ""),
-                data_format=prepared.data_format,
-                output_dir=str(run.root),
-                trust_remote_code=session.model.trust_remote_code,
-            )
+            spec, _ = prepare_run(session, spec, model, run)
             self.post_message(m.LaunchProgress("starting the training process..."))
             start_run(spec, run)
         except Exception as e:  # noqa: BLE001 - shown to the user as one line
