@@ -103,3 +103,16 @@ def test_users_own_general_file_and_format_errors(tmp_path):
     text.write_text(json.dumps({"text": "just text"}) + "\n", encoding="utf-8")
     with pytest.raises(TuituneError, match="needs chat training data"):
         prepare_data([text], tmp_path / "t", curation={"mix_general": {"share": 0.2}})
+
+
+def test_relative_mix_file_resolves_against_the_session_folder(tmp_path):
+    from tuitune.core.data.mixture import with_resolved_mix_file
+
+    cur = {"pii": "off", "mix_general": {"share": 0.2, "file": "../general/mine.jsonl"}}
+    out = with_resolved_mix_file(cur, tmp_path / "sessions")
+    assert out["mix_general"]["file"] == str(tmp_path / "sessions" / "../general/mine.jsonl")
+    assert cur["mix_general"]["file"] == "../general/mine.jsonl"  # the session is not changed
+    assert with_resolved_mix_file({"mix_general": {"share": 0.2}}, tmp_path)["mix_general"] == {
+        "share": 0.2
+    }
+    assert with_resolved_mix_file(None, tmp_path) is None

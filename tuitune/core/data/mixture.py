@@ -158,3 +158,17 @@ def mix_general(
         "seed": seed,
     }
     return mixed, entry
+
+
+def with_resolved_mix_file(
+    curation: dict[str, Any] | None, base: Path | str
+) -> dict[str, Any] | None:
+    """A copy of ``curation`` whose ``mix_general.file`` is absolute, resolved against ``base``
+    (a session's folder, as every other path in a session is)."""
+    if not curation or not isinstance(curation.get("mix_general"), dict):
+        return curation
+    mix = dict(curation["mix_general"])
+    raw = mix.get("file") or ""
+    if raw and not Path(raw).expanduser().is_absolute():
+        mix["file"] = str(Path(base) / raw)
+    return {**curation, "mix_general": mix}
