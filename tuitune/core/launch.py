@@ -1,19 +1,50 @@
 """From a session to a launchable spec: the steps the wizard and the replay share.
 
-Curates the session's data into ``RUN/data`` and fills the spec's run-specific fields
-(model directory, curated files, format, output directory), so both front ends launch the
-same training from the same session.
+Curates the session's data (the Data screen's preview and the run itself use the same call)
+and fills the spec's run-specific fields (model directory, curated files, format, output
+directory), so both front ends launch the same training from the same session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tuitune.core.models import ResolvedModel
 from tuitune.core.rundir import RunDir
 from tuitune.core.session import Session
 from tuitune.core.spec import TrainSpec
+
+
+def prepare_session_data(
+    session: Session,
+    out_dir: Path,
+    model: ResolvedModel,
+    *,
+    seed: int,
+    max_length: int,
+    tokenizer: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """Curate the session's data files into ``out_dir``; returns ``PreparedData``."""
+    from tuitune.core.data.mixture import with_resolved_mix_file
+    from tuitune.core.data.prepare import prepare_data
+
+    return prepare_data(
+        [session.resolve(p) for p in session.data.train],
+        out_dir,
+        eval_paths=[session.resolve(p) for p in session.data.eval],
+        fmt=session.data.format,
+        val_ratio=session.data.val_ratio,
+        seed=seed,
+        on_bad_rows=session.data.on_bad_rows,
+        curation=with_resolved_mix_file(session.data.curation, session.resolve(".")) or None,
+        tokenizer_dir=model.path,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        progress=progress,
+    )
 
 
 def prepare_run(
@@ -26,20 +57,11 @@ def prepare_run(
 ) -> tuple[TrainSpec, Any]:
     """Curate the session's data into ``run.data``; return the spec to launch and the
     ``PreparedData`` (manifest, report, counts)."""
-    from tuitune.core.data.prepare import prepare_data
+    from tuitune.core.tracking import check_report_to
 
-    prepared = prepare_data(
-        [session.resolve(p) for p in session.data.train],
-        run.data,
-        eval_paths=[session.resolve(p) for p in session.data.eval],
-        fmt=session.data.format,
-        val_ratio=session.data.val_ratio,
-        seed=spec.seed,
-        on_bad_rows=session.data.on_bad_rows,
-        curation=session.data.curation or None,
-        tokenizer_dir=model.path,
-        max_length=spec.max_length,
-        progress=progress,
+    check_report_to(spec.report_to)  # a tracker that is not installed fails before any work
+    prepared = prepare_session_data(
+        session, run.data, model, seed=spec.seed, max_length=spec.max_length, progress=progress
     )
     spec = spec.replace(
         model=str(model.path),

@@ -81,23 +81,20 @@ class DataScreen(StepScreen):
         spec = app.spec_dict()
         try:
             from tuitune.core import paths
-            from tuitune.core.data.prepare import load_tokenizer, prepare_data
+            from tuitune.core.data.prepare import load_tokenizer
             from tuitune.core.data.stats import compute_stats
+            from tuitune.core.launch import prepare_session_data
             from tuitune.core.models import resolve_model
 
             model = resolve_model(s.model.ref)
             tokenizer = load_tokenizer(model.path, trust_remote_code=s.model.trust_remote_code)
-            prepared = prepare_data(
-                [s.resolve(p) for p in s.data.train],
+            prepared = prepare_session_data(
+                s,
                 paths.cache_dir() / "preview" / s.id,
-                eval_paths=[s.resolve(p) for p in s.data.eval],
-                fmt=s.data.format,
-                val_ratio=s.data.val_ratio,
+                model,
                 seed=int(spec.get("seed", 42)),
-                on_bad_rows=s.data.on_bad_rows,
-                curation=s.data.curation or None,
-                tokenizer=tokenizer,
                 max_length=int(spec.get("max_length", 1024)),
+                tokenizer=tokenizer,
             )
             rows = _read_jsonl(prepared.train_file)
             dedup = sum(st.dropped for st in prepared.report.steps if st.name.startswith("dedup"))
