@@ -267,9 +267,9 @@ async def test_data_and_template_screens_show_core_results(data_app: TuituneApp)
         await app.workers.wait_for_complete()
         await pilot.pause()
         summary = str(app.screen.query_one("#data-summary", Static).render())
-        assert "messages" in summary and "36 train / 4 validation" in summary
+        assert "messages" in summary and "38 train / 2 validation" in summary  # 5% split
         assert "fewer than 100" in summary  # the red flag for 40 examples
-        assert app.screen.query_one("#preview", DataTable).row_count == 36
+        assert app.screen.query_one("#preview", DataTable).row_count == 38
         assert "tokens per example" in str(app.screen.query_one("#lengths", Static).render())
         await pilot.press("ctrl+n")
         await pilot.pause()
