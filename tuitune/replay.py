@@ -109,7 +109,7 @@ class Printer:
             self.line(f"train: step {e.get('step')} eval_loss {_fmt(e.get('eval_loss'))}")
         elif kind == "progress":
             done, total = e.get("done"), e.get("total")
-            if done == total or done in (0, 1):
+            if total and (done == total or done == 1):
                 self.line(f"{e.get('phase', 'work')}: {done}/{total}")
         elif kind in ("oom", "error", "stopped", "finished", "log"):
             msg = e.get("message") or e.get("reason") or e.get("advice") or ""
