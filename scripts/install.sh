@@ -13,7 +13,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "install: creating .venv with $($py --version)"
   "$py" -m venv .venv
 fi
-pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+pip=(quiet_pip)
+# This project's machines configure extra local indexes that pip reports, one line per
+# package, as ignored; those lines say nothing about the install, so they are dropped.
+quiet_pip() {
+  .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "^WARNING: Location 'file://" >&2)
+}
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     echo "install: NVIDIA GPU found, installing CUDA torch"

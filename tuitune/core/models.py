@@ -91,7 +91,9 @@ def _clean_stale_temps(parent: Path, name: str) -> None:
 def convert_gguf(gguf: Path, out: Path) -> None:
     """Load a GGUF with transformers and save it as plain safetensors + tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one line in the caller says what happens; no bars
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # save_pretrained refuses a GGUF-loaded model until the quantizer is cleared (OFFLINE.md).
