@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("pytest_textual_snapshot")
 
 from test_tui import make_app, recorded_events, write_run  # noqa: E402
+
 from tuitune.core.probe import FakeGpu, FakeNVML  # noqa: E402
 from tuitune.tui import messages as m  # noqa: E402
 
