@@ -282,7 +282,7 @@ async def test_data_and_template_screens_show_core_results(data_app: TuituneApp)
         styles = {str(span.style) for span in rendered.spans}
         assert any("underline" in s for s in styles) and any(s == "dim" for s in styles)
     saved = load_session(app.session.path)
-    assert saved.answers["data"]["train_rows"] == 36
+    assert saved.answers["data"]["train_rows"] == 38
 
 
 async def test_hardware_shows_fake_gpu_fit_table_and_recommendation(tmp_path: Path) -> None:

@@ -34,9 +34,14 @@ STEPS = [
 
 
 async def _settle(pilot) -> None:
-    for _ in range(3):
+    """Workers post their results as messages, and tables size their columns on the next
+    layout: wait for both, with room for a slow shared CPU."""
+    for _ in range(5):
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await pilot.pause(0.3)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.3)
 
 
 def build(step: str, tmp_path: Path, model: Path):

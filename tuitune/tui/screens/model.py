@@ -50,10 +50,12 @@ class ModelScreen(StepScreen):
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one("#catalog", DataTable)
-        table.add_column("model", key="model")
-        table.add_column("memory", key="memory")
-        table.add_column("fit", key="fit")
-        table.add_column("Hugging Face id", key="id")
+        # Fixed widths: the rows arrive from a worker, and auto-sized columns would depend on
+        # when they land (and jump as they do).
+        table.add_column("model", key="model", width=24)
+        table.add_column("memory", key="memory", width=10)
+        table.add_column("fit", key="fit", width=5)
+        table.add_column("Hugging Face id", key="id", width=40)
         self.refresh_catalog()
 
     def on_screen_resume(self) -> None:
