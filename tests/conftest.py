@@ -124,3 +124,20 @@ def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return models.ensure_default_model()
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One OpenMP thread for tiny-model modules: the tiny model is all per-op overhead, and
+    extra threads only add barrier waits (much worse on a shared CPU)."""
+    import torch
+
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env

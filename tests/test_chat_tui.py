@@ -12,24 +12,7 @@ from tuitune.core.chat import Decoding
 from tuitune.core.rundir import RunDir
 from tuitune.tui.screens.chat import ChatApp, ChatScreen
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model is all per-op overhead: extra OpenMP threads only add barrier waits
-    (much worse on a shared CPU)."""
-    import os
-
-    import torch
-
-    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    yield
-    torch.set_num_threads(before)
-    if env is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = env
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

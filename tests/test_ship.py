@@ -30,23 +30,7 @@ from tuitune.core.ship import (
 REAL_TOOLS = Path.home() / ".cache" / "tuitune" / "tools" / "gguf"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model is all per-op overhead: extra OpenMP threads only add barrier waits
-    (much worse on a shared CPU)."""
-    import os
-
-    import torch
-
-    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    yield
-    torch.set_num_threads(before)
-    if env is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = env
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _finished(run: RunDir, data: dict[str, str]) -> RunDir:  # noqa: F811

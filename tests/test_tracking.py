@@ -11,24 +11,7 @@ from tuitune.core.errors import TuituneError
 from tuitune.core.spec import TrainSpec
 from tuitune.core.tracking import check_report_to, tensorboard_dir, where_it_goes
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model is all per-op overhead: extra OpenMP threads only add barrier waits
-    (much worse on a shared CPU)."""
-    import os
-
-    import torch
-
-    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    yield
-    torch.set_num_threads(before)
-    if env is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = env
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_trackers_are_off_by_default_and_checked():
