@@ -18,19 +18,9 @@ from test_tui import make_app, recorded_events, write_run  # noqa: E402
 
 from tuitune.core.probe import FakeGpu, FakeNVML  # noqa: E402
 from tuitune.tui import messages as m  # noqa: E402
+from tuitune.tui.app import STEPS  # noqa: E402  (every wizard step gets a snapshot)
 
 SIZES = [(80, 24), (120, 40)]
-STEPS = [
-    "start",
-    "decide",
-    "hardware",
-    "model",
-    "data",
-    "template",
-    "configure",
-    "train",
-    "evaluate",
-]
 
 
 async def _settle(pilot) -> None:
