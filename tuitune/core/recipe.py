@@ -30,7 +30,7 @@ import importlib.util
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,9 @@ OVERHEAD_TOKEN_PARAMS_CPU = 2e8
 # Largest accepted overshoot of the tokens per optimizer step when the micro-batch does not
 # divide the rows per step.
 STEP_OVERSHOOT = 1.25
+# Below this share of padding, packing gains less than it changes (whole packed rows round
+# the tokens per optimizer step).
+PACKING_MIN_WASTE = 0.10
 COMPILE_REASON = (
     "off: not yet measured to pay on this stack (padding-free packing varies the sequence "
     "length every step, so the graph recompiles or goes dynamic; flex attention already "
@@ -374,6 +377,14 @@ def _packing_lever(spec: TrainSpec, profile: LengthProfile | None) -> Lever:
         )
     p = profile.clipped(spec.max_length)
     waste = 1.0 - p.mean / max(1.0, p.expected_max(batch))
+    if waste < PACKING_MIN_WASTE:
+        return Lever(
+            "packing",
+            False,
+            f"off: random batches of {batch} of this data are only {waste:.0%} padding "
+            f"(mean {p.mean:.0f} tokens, padded to ~{p.expected_max(batch):.0f}); packing "
+            "would gain little and change the tokens per step by rounding to whole rows",
+        )
     return Lever(
         "packing",
         True,
@@ -473,6 +484,7 @@ def choose_recipe(
     estimate_fn: EstimateFn | None = None,
     *,
     memory_budget: int | None = None,
+    fixed: Collection[str] = (),
 ) -> Recipe:
     """The speed levers for ``spec`` on ``hardware`` with data of ``data_stats``.
 
@@ -484,16 +496,34 @@ def choose_recipe(
 
     The effective batch is kept in real tokens: with packing, the spec's examples per step
     become packed rows of ``max_length`` tokens carrying the same tokens on average.
+
+    ``fixed`` names the TrainSpec fields the user set: their values are kept and the lever
+    says so (with packing on, a fixed batch is still the user's examples per step, carried
+    in packed rows).
     """
     device = device_of(hardware, use_cpu=spec.use_cpu)
     estimate_fn = estimate_fn or default_estimate
     profile = LengthProfile.of(data_stats)
     notes: list[str] = []
 
+    fixed = set(fixed)
+    yours = "as you set it in the session"
     packing = _packing_lever(spec, profile)
+    if "packing" in fixed and spec.packing != packing.on:
+        packing = Lever("packing", spec.packing, f"{'on' if spec.packing else 'off'}: {yours}")
     attn = _attention_lever(spec, device, packing.on)
+    if "attn_implementation" in fixed and spec.attn_implementation:
+        attn = Lever("attn_implementation", True, yours, spec.attn_implementation)
     liger = _liger_lever(spec, device)
+    if "use_liger_kernel" in fixed and spec.use_liger_kernel != liger.on:
+        liger = Lever("use_liger_kernel", spec.use_liger_kernel, yours)
     compile_lever = Lever("torch_compile", False, COMPILE_REASON)
+    if "torch_compile" in fixed and spec.torch_compile:
+        compile_lever = Lever("torch_compile", True, yours)
+    keep_ckpt = "gradient_checkpointing" in fixed
+    keep_batch = not packing.on and bool(
+        {"per_device_train_batch_size", "gradient_accumulation_steps"} & fixed
+    )
 
     # Units per optimizer step: examples (padded) or packed rows of max_length tokens.
     examples_per_step = spec.per_device_train_batch_size * spec.gradient_accumulation_steps
@@ -532,8 +562,11 @@ def choose_recipe(
     )
     candidates: list[_Candidate] = []
     estimate_failed = ""
-    for micro, accum in _batch_candidates(units):
-        for ckpt in (False, True):
+    pairs = _batch_candidates(units)
+    if keep_batch:
+        pairs = [(spec.per_device_train_batch_size, spec.gradient_accumulation_steps)]
+    for micro, accum in pairs:
+        for ckpt in (spec.gradient_checkpointing,) if keep_ckpt else (False, True):
             trial = base.replace(
                 per_device_train_batch_size=micro,
                 gradient_accumulation_steps=accum,
@@ -598,6 +631,10 @@ def choose_recipe(
             f"{chosen.micro * chosen.accum} {unit} per optimizer step: the largest "
             "micro-batch the estimate fits at the same tokens per step"
         )
+    if keep_ckpt:
+        ckpt_reason = f"{'on' if chosen.ckpt else 'off'}: {yours} ({ckpt_reason})"
+    if keep_batch:
+        batch_reason = f"{chosen.micro} x {chosen.accum}: {yours}"
     ckpt_lever = Lever("gradient_checkpointing", chosen.ckpt, ckpt_reason)
     batch_lever = Lever(
         "micro_batch", True, batch_reason, f"{chosen.micro} x {chosen.accum} ({unit})"

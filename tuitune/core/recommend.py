@@ -108,7 +108,37 @@ def _round_seq(n: int) -> int:
     return max(64, int(math.ceil(n / 64.0)) * 64)
 
 
-def _memory_setup(hw: HardwareInfo, method: str, objective: str, seq: int, mb: int) -> TrainSetup:
+# Spec methods the estimator sizes as an SFT-shaped method with another objective: DPO and
+# reward modelling push chosen and rejected through the model together (twice the tokens);
+# GRPO generates ``num_generations`` completions per prompt, then trains on them.
+PREFERENCE_METHODS = ("dpo", "reward", "grpo")
+
+
+def split_method(method: str, objective: str = "sft") -> tuple[str, str]:
+    """A TrainSpec method -> (estimator method, objective): dpo/reward train a LoRA adapter
+    on pairs (objective "dpo": 2x sequences), grpo a LoRA adapter on generated completions."""
+    if method in ("dpo", "reward"):
+        return "lora", "dpo"
+    if method == "grpo":
+        return "lora", "sft"
+    return method, objective
+
+
+def _memory_setup(
+    hw: HardwareInfo,
+    method: str,
+    objective: str,
+    seq: int,
+    mb: int,
+    *,
+    lora_r: int = 16,
+    lora_targets: tuple[str, ...] = ("all-linear",),
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+) -> TrainSetup:
+    lora = dict(
+        lora_r=lora_r, lora_targets=lora_targets, lora_dropout=lora_dropout, use_dora=use_dora
+    )
     if hw.gpus:
         bf16 = all(g.bf16 for g in hw.gpus)
         return TrainSetup(
@@ -119,6 +149,7 @@ def _memory_setup(hw: HardwareInfo, method: str, objective: str, seq: int, mb: i
             grad_ckpt=False,
             optim="adamw_torch_fused",
             dtype="bf16" if bf16 else "fp16",
+            **lora,
         )
     return TrainSetup(
         method=method if method != "qlora" else "lora",
@@ -128,6 +159,7 @@ def _memory_setup(hw: HardwareInfo, method: str, objective: str, seq: int, mb: i
         grad_ckpt=False,
         optim="adamw_torch",
         dtype="fp32",
+        **lora,
     )
 
 
@@ -142,13 +174,34 @@ def recommend(
     effective_batch: int = 16,
     margin: float = DEFAULT_MARGIN,
     allow_method_change: bool = True,
+    spec: Any = None,
 ) -> Recommendation:
     """The configuration to train ``model`` on this machine, with a reason per choice.
 
     ``token_lengths`` (of the training examples, when known) sets the sequence length to
-    the longest example rounded up (capped at the 99th percentile when a few are very long).
+    the longest example rounded up (capped at the 99th percentile when a few are very long);
+    longer rows are dropped by curation's token-length step. ``spec`` (a TrainSpec) supplies
+    the values the run trains with that change memory (LoRA rank, targets, dropout, DoRA,
+    GRPO's generations), so the recommendation is sized as the spec will run. ``method`` may
+    be any TrainSpec method: dpo, reward and grpo are sized as LoRA on pairs or generations.
     """
     shape = model if isinstance(model, ModelShape) else load_shape(model)
+    spec_method = method
+    if method in PREFERENCE_METHODS:
+        method, objective = split_method(method, objective)
+    lora_kw: dict[str, Any] = {}
+    generations = 0
+    if spec is not None:
+        lora_kw = dict(
+            lora_r=spec.lora_r,
+            lora_targets=tuple(spec.lora_target_modules),
+            lora_dropout=spec.lora_dropout,
+            use_dora=spec.use_dora,
+        )
+        if spec_method == "grpo":
+            generations = max(2, spec.num_generations)
+    elif spec_method == "grpo":
+        generations = 4
     choices: list[Choice] = []
     notes: list[str] = []
     capacity = device_capacity(hw)
@@ -163,7 +216,7 @@ def recommend(
         cut = sum(1 for n in ordered if n > want)
         seq = want
         seq_reason = f"the longest example has {ordered[-1]} tokens" + (
-            f"; {cut} longer than the 99th percentile are truncated" if cut else ""
+            f"; the {cut} longer than the 99th percentile are dropped by curation" if cut else ""
         )
     else:
         seq = seq_len or 1024
@@ -176,7 +229,8 @@ def recommend(
         method_reason = "LoRA: close to full fine-tuning quality at a fraction of the memory"
         if hw.gpus and shape.param_count() < 1e9:
             probe_full = estimate(
-                shape, _memory_setup(hw, "full", objective, seq, 1).with_(grad_ckpt=True)
+                shape,
+                _memory_setup(hw, "full", objective, seq, 1, **lora_kw).with_(grad_ckpt=True),
             )
             if _fits(probe_full, capacity, margin) and capacity > 8 * needed_bytes(probe_full):
                 method_reason = (
@@ -190,7 +244,11 @@ def recommend(
         method_reason = "QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit kernels); LoRA instead"
 
     mb = min(8, effective_batch)
-    setup = _memory_setup(hw, method, objective, seq, mb)
+    completion = 0
+    if generations:  # GRPO: the micro-batch holds whole groups of completions
+        mb = generations
+        completion = spec.max_completion_length if spec is not None else 128
+    setup = _memory_setup(hw, method, objective, seq + completion, mb, **lora_kw)
     if hw.gpus:
         dtype_reason = (
             "bf16: the GPU supports it (compute capability >= 8.0), half the memory of fp32"
@@ -212,7 +270,12 @@ def recommend(
             )
 
     def est(s: TrainSetup) -> MemoryEstimate:
-        return estimate(shape, s)
+        e = estimate(shape, s)
+        if generations:
+            from tuitune.core.spec_memory import with_generation
+
+            e = with_generation(e, shape, s.micro_batch)
+        return e
 
     def fits(s: TrainSetup) -> bool:
         return _fits(est(s), capacity, margin)
@@ -225,7 +288,7 @@ def recommend(
         )
     else:
         # 1. smaller micro-batch, more accumulation
-        while setup.micro_batch > 1 and not fits(setup):
+        while setup.micro_batch > 1 and not generations and not fits(setup):
             setup = setup.with_(micro_batch=setup.micro_batch // 2)
         if fits(setup):
             steps.append(
@@ -240,7 +303,7 @@ def recommend(
         else:
             # 2. gradient checkpointing, then the largest micro-batch it allows
             setup = setup.with_(grad_ckpt=True, micro_batch=mb)
-            while setup.micro_batch > 1 and not fits(setup):
+            while setup.micro_batch > 1 and not generations and not fits(setup):
                 setup = setup.with_(micro_batch=setup.micro_batch // 2)
             steps.append(
                 Choice(
@@ -249,7 +312,17 @@ def recommend(
                     "activations do not fit otherwise; recomputing them costs ~30% speed",
                 )
             )
-            # 3. QLoRA (a full fine-tune first becomes LoRA: the step before 4-bit)
+            # 3. several GPUs: a requested full fine-tune is sharded (FSDP) before it is
+            #    downgraded to LoRA
+            if not fits(setup) and setup.method == "full" and n_gpus > 1:
+                sharded = setup.with_(num_gpus=n_gpus, fsdp=True)
+                if fits(sharded):
+                    setup = sharded
+                    method_reason = (
+                        f"full fine-tuning as requested, sharded with FSDP over {n_gpus} GPUs "
+                        "(one GPU cannot hold weights + grads + AdamW states)"
+                    )
+            # 4. QLoRA (a full fine-tune first becomes LoRA: the step before 4-bit)
             if not fits(setup) and allow_method_change and setup.method == "full":
                 setup = setup.with_(method="lora", optim=setup.optim)
                 method_reason = (
@@ -259,13 +332,15 @@ def recommend(
                 setup = setup.with_(method="qlora")
                 method_reason = "QLoRA: 4-bit base weights, since 16-bit weights do not fit"
             # 4. shorter sequences
-            while not fits(setup) and setup.seq_len > MIN_SEQ:
-                setup = setup.with_(seq_len=max(MIN_SEQ, setup.seq_len // 2))
+            while not fits(setup) and setup.seq_len - completion > MIN_SEQ:
+                setup = setup.with_(
+                    seq_len=max(MIN_SEQ, (setup.seq_len - completion) // 2) + completion
+                )
                 steps.append(
                     Choice(
                         "max_length",
-                        setup.seq_len,
-                        "shorter sequences to fit; longer examples are truncated",
+                        setup.seq_len - completion,
+                        "shorter sequences to fit; longer examples are dropped by curation",
                     )
                 )
             # 5. flash attention / 6. bf16: already the memory-lean choices on this hardware
@@ -296,7 +371,11 @@ def recommend(
     # Several GPUs: data parallel when one GPU holds the setup, FSDP when only shards do
     strategy = "single" if hw.gpus else ("mps" if hw.mps else "cpu")
     launcher = ""
-    if n_gpus > 1:
+    if n_gpus > 1 and setup.fsdp:
+        strategy = "fsdp"
+        launcher = f"accelerate launch --num_processes {n_gpus} --use_fsdp"
+        notes.append(f"FSDP across {n_gpus} GPUs shards weights, gradients and optimizer states")
+    elif n_gpus > 1:
         if fits(setup):
             strategy = "ddp"
             setup = setup.with_(num_gpus=n_gpus)
@@ -316,6 +395,7 @@ def recommend(
     while (
         setup.micro_batch * 2 <= effective_batch
         and setup.micro_batch < 32
+        and not generations
         and fits(setup.with_(micro_batch=setup.micro_batch * 2))
         and hw.gpus
     ):
@@ -335,7 +415,13 @@ def recommend(
     # Assemble the TrainSpec overrides in a stable order
     per_gpu_batches = setup.micro_batch * (setup.num_gpus if strategy in ("ddp", "fsdp") else 1)
     accum = max(1, math.ceil(effective_batch / per_gpu_batches))
-    spec_method = "dpo" if objective == "dpo" else setup.method
+    if spec_method not in PREFERENCE_METHODS:
+        spec_method = "dpo" if objective == "dpo" else setup.method
+    if generations:
+        notes.append(
+            f"GRPO: micro-batch {setup.micro_batch} holds whole groups of {generations} "
+            "completions; generation keeps a KV cache beside the training memory"
+        )
     choices.append(Choice("method", spec_method, method_reason))
     choices.append(
         Choice(
@@ -345,7 +431,7 @@ def recommend(
         )
     )
     choices.extend(steps)
-    choices.append(Choice("max_length", setup.seq_len, "final sequence length"))
+    choices.append(Choice("max_length", setup.seq_len - completion, "final sequence length"))
     choices.append(
         Choice("per_device_train_batch_size", setup.micro_batch, "micro-batch per device")
     )

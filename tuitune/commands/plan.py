@@ -1,0 +1,59 @@
+"""``tuitune plan SESSION``: the run tuitune would launch, with every choice and why, no training."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "plan"
+HELP = "print the plan for a session (spec, levers, launch, memory, verdict) without training"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("session", help="session file (e.g. assets/sessions/quickstart.json)")
+    p.add_argument(
+        "--gpu",
+        metavar="NAME[xN]",
+        help='plan for GPUs you do not have, from the bundled table, e.g. "A100-80GB x4", T4',
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a training-spec field, e.g. --set method=full (repeatable)",
+    )
+    p.add_argument(
+        "--replan",
+        action="store_true",
+        help="re-decide micro-batch, accumulation, checkpointing and method for this machine",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    p.add_argument("--list-gpus", action="store_true", help="list the bundled GPU table and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    if args.list_gpus:
+        from tuitune.core.gpu_table import GPUS, GiB
+
+        for g in GPUS:
+            cc = ".".join(map(str, g.compute_capability))
+            print(
+                f"{g.key:<10} {g.memory_bytes / GiB:6.1f} GiB  cc {cc}  "
+                f"bf16 {'yes' if g.bf16 else 'no ':<3}  {g.tflops_16bit:6.0f} TFLOP/s  {g.name}"
+            )
+        return 0
+    from tuitune.core.plan import make_plan
+    from tuitune.core.session import load_session
+    from tuitune.core.spec import parse_set
+
+    overrides = parse_set(args.overrides)
+    session = load_session(args.session)
+    plan = make_plan(session, gpu=args.gpu, overrides=overrides, replan=args.replan)
+    if args.json:
+        print(json.dumps(plan.to_dict(), default=str))
+    else:
+        print("\n".join(plan.lines()))
+    return 0
