@@ -50,14 +50,53 @@ def test_all_no_means_try_prompting_or_rag_first() -> None:
     assert "prompting or RAG" in v.reasons[0]
 
 
-def test_flags_are_counted_and_red_flags_named_on_a_fine_tune_verdict() -> None:
+def test_red_flags_turn_a_fine_tune_verdict_into_not_yet_with_each_reason() -> None:
     v = decide(
         {"needs_consistency": True},
         {"examples_lt_100": True, "no_few_shot": True, "strict_format": True},
     )
     assert len(v.red) == 2 and len(v.green) == 1
-    assert v.caution
-    assert any("2 red flag(s)" in r and "fewer than 100" in r for r in v.reasons)
+    assert v.approach == "not_yet" and v.tree == "finetune" and v.caution
+    assert not v.fine_tune  # Next asks twice, and going on is recorded
+    text = "\n".join(v.reasons)
+    assert "2 red flag(s)" in text
+    assert "fewer than 100 examples" in text and "try few-shot first" in text
+
+
+def test_real_time_knowledge_points_to_rag() -> None:
+    v = decide({"needs_consistency": True}, {"realtime_knowledge": True})
+    assert v.approach == "not_yet" and v.points_to == "rag"
+    assert any("use RAG" in r for r in v.reasons)
+
+
+def test_red_flags_do_not_change_a_verdict_that_is_not_fine_tuning() -> None:
+    v = decide({"prompt_solves": True}, {"no_few_shot": True})
+    assert v.approach == "prompt" and v.tree == ""
+
+
+def test_a_smaller_model_verdict_is_remembered_under_not_yet() -> None:
+    assert decide({"inference_cost": True}).smaller_model
+    v = decide({"inference_cost": True}, {"changes_often": True})
+    assert v.approach == "not_yet" and v.smaller_model
+
+
+def test_contradictory_answers_are_named() -> None:
+    v = decide({"prompt_solves": True}, {"inconsistent_prompting": True})
+    assert any("inconsistent results" in c for c in v.contradictions)
+    v = decide({"needs_consistency": True}, {"examples_500": True, "examples_lt_100": True})
+    assert any("500+" in c for c in v.contradictions)
+    assert decide(decision.QUICKSTART_ANSWERS, decision.QUICKSTART_FLAGS).contradictions == []
+
+
+def test_the_measured_count_revisits_the_verdict() -> None:
+    saved = record(decision.QUICKSTART_ANSWERS, decision.QUICKSTART_FLAGS, proceed=True)
+    rec, change = decision.revisit(saved, 40)
+    assert rec["verdict"] == "not_yet" and rec["flags"]["examples_lt_100"] is True
+    assert rec["measured_examples"] == 40 and "40 examples measured" in change
+    rec, change = decision.revisit(saved, 480)
+    assert rec["verdict"] == "finetune" and change == ""
+    rec, _ = decision.revisit(saved, 600)
+    assert rec["flags"]["examples_500"] is True and rec["green_count"] == 3
 
 
 def test_example_count_flags() -> None:

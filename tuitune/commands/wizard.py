@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 NAME = "wizard"
 HELP = "open the wizard (the default when no command is given)"
+
+# Steps that read what an earlier step produced, and which step produces it.
+NEEDS_DATA = ("template", "configure", "train")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -20,17 +25,47 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="STEP",
         default=None,
         help="step to open at (start, decide, hardware, model, data, template, configure, "
-        "train, evaluate); with --session the default is decide",
+        "train, evaluate); with --session the default is decide. A step whose inputs are "
+        "missing (data for template/configure/train, a finished run for evaluate) is refused",
     )
+
+
+def missing_inputs(session: Any, step: str) -> str | None:
+    """Why ``step`` cannot open on this session, with the step to take instead; None if it can."""
+    if step in NEEDS_DATA:
+        files = [session.resolve(p) for p in session.data.train]
+        if not files:
+            return f"the {step} step needs training data and the session has none"
+        absent = [str(p) for p in files if not p.exists()]
+        if absent:
+            return f"the {step} step needs the session's data, and {absent[0]} does not exist"
+    if step == "evaluate" and finished_run(session) is None:
+        return "the evaluate step needs a finished run and the session has none"
+    return None
+
+
+def finished_run(session: Any) -> Any:
+    """The session's newest finished run, or None."""
+    from tuitune.core.rundir import RunDir
+    from tuitune.core.runs import run_state
+
+    for root in reversed(session.runs):
+        run = RunDir(Path(session.resolve(root)))
+        try:
+            if run.root.is_dir() and run_state(run) == "finished":
+                return run
+        except Exception:  # noqa: BLE001 - a broken run directory is not a finished run
+            continue
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     from tuitune.core.errors import TuituneError
+    from tuitune.tui.keymap import load_keymap
 
+    keymap = load_keymap()  # a broken config file is refused before anything opens
     session = None
     if args.session:
-        from pathlib import Path
-
         from tuitune.core.paths import sessions_dir
         from tuitune.core.session import load_session
 
@@ -46,5 +81,21 @@ def run(args: argparse.Namespace) -> int:
     step = args.step or ("decide" if session else "start")
     if step not in STEPS:
         raise TuituneError(f"unknown step {step!r}", fix="use one of " + ", ".join(STEPS))
-    app = TuituneApp(session, start_step=step)
-    return int(app.run() or 0)
+    attach = None
+    if step not in ("start", "decide", "hardware", "model", "data"):
+        from tuitune.tui.defaults import new_session
+
+        check = session or new_session()
+        why = missing_inputs(check, step)
+        if why:
+            earlier = "train" if step == "evaluate" else "data"
+            raise TuituneError(
+                why, fix=f"open an earlier step (--step {earlier}) or a session that has it"
+            )
+        if step == "evaluate":
+            attach = finished_run(check)
+    app = TuituneApp(session, start_step=step, attach=attach, keymap=keymap)
+    code = int(app.run() or 0)
+    for line in app.finish_lines:
+        print(line)
+    return code

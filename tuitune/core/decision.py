@@ -9,9 +9,11 @@ The questions are asked in the guide's order and the first "yes" decides:
 5. Is inference cost at scale a major concern?             -> fine-tuning (a smaller model)
 6. otherwise                                               -> try prompting or RAG first
 
-Green and red flags are counted separately and shown next to the verdict; they never flip
-the tree's answer, but red flags on a fine-tuning verdict are named as reasons to wait.
-The user may go on against the verdict; the wizard records that (``proceed_against``).
+The guide calls its red flags "Don't fine-tune yet": one raised on a fine-tuning verdict turns
+it into "not yet", each with its own reason and what to do instead ("needs real-time
+knowledge" points to RAG). Answers that contradict each other are named. The example count
+measured on the Data step replaces the user's guess for the two count flags. The user may go
+on against any verdict; the wizard records that (``proceed_against``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Question:
 class Flag:
     key: str
     text: str
+    why: str = ""  # for a red flag: why it says "not yet", and what to do instead
 
 
 QUESTIONS: tuple[Question, ...] = (
@@ -78,11 +81,33 @@ GREEN_FLAGS: tuple[Flag, ...] = (
 )
 
 RED_FLAGS: tuple[Flag, ...] = (
-    Flag("examples_lt_100", "You have fewer than 100 examples"),
-    Flag("no_few_shot", "You haven't tried few-shot prompting first"),
-    Flag("realtime_knowledge", "The task requires real-time knowledge (use RAG)"),
-    Flag("changes_often", "You need to update behaviour frequently (retraining is expensive)"),
-    Flag("base_good", "The base model already does the task well with prompting"),
+    Flag(
+        "examples_lt_100",
+        "You have fewer than 100 examples",
+        "fewer than 100 examples: too few to teach a behaviour reliably; collect more "
+        "(the guide starts at 500-2000) or use them as few-shot examples",
+    ),
+    Flag(
+        "no_few_shot",
+        "You haven't tried few-shot prompting first",
+        "few-shot prompting is untried: try few-shot first, it costs minutes, not a training run",
+    ),
+    Flag(
+        "realtime_knowledge",
+        "The task requires real-time knowledge (use RAG)",
+        "the task needs real-time knowledge: weights freeze what they learn, so use RAG",
+    ),
+    Flag(
+        "changes_often",
+        "You need to update behaviour frequently (retraining is expensive)",
+        "the behaviour changes often: every change means retraining; a prompt or RAG "
+        "changes in minutes",
+    ),
+    Flag(
+        "base_good",
+        "The base model already does the task well with prompting",
+        "the base model already does it with prompting: a fine-tune adds cost, not quality",
+    ),
 )
 
 APPROACHES = {
@@ -91,7 +116,64 @@ APPROACHES = {
     "finetune": "Fine-tune",
     "finetune_small": "Fine-tune a smaller model",
     "try_first": "Try prompt engineering or RAG first",
+    "not_yet": "Not yet: deal with the red flags first",
 }
+
+# Pairs of answers that cannot both be true: (key, value, key, value, why they clash).
+# Keys are question or flag keys; the text is shown so the user fixes one of the two.
+CONTRADICTIONS: tuple[tuple[str, bool, str, bool, str], ...] = (
+    (
+        "prompt_solves",
+        True,
+        "inconsistent_prompting",
+        True,
+        "'a good prompt solves this' and 'prompting gives inconsistent results'",
+    ),
+    (
+        "prompt_solves",
+        False,
+        "base_good",
+        True,
+        "'a prompt cannot solve this' and 'the base model already does it with prompting'",
+    ),
+    (
+        "base_good",
+        True,
+        "inconsistent_prompting",
+        True,
+        "'the base model does it well with prompting' and 'prompting gives inconsistent results'",
+    ),
+    (
+        "examples_500",
+        True,
+        "examples_lt_100",
+        True,
+        "'500+ examples' and 'fewer than 100 examples'",
+    ),
+    (
+        "needs_documents",
+        False,
+        "realtime_knowledge",
+        True,
+        "'no up-to-date documents needed' and 'the task requires real-time knowledge'",
+    ),
+    (
+        "privacy_critical",
+        False,
+        "private_data",
+        True,
+        "'privacy is not critical' and 'the model must run on private data'",
+    ),
+    (
+        "inference_cost",
+        False,
+        "reduce_cost",
+        True,
+        "'inference cost is not a concern' and 'you need to reduce inference costs'",
+    ),
+)
+# Red flags whose own advice names an approach: the "not yet" verdict points there.
+RED_POINTS_TO = {"realtime_knowledge": "rag", "base_good": "prompt", "no_few_shot": "prompt"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +185,9 @@ class Verdict:
     green: list[str] = field(default_factory=list)  # texts of the green flags raised
     red: list[str] = field(default_factory=list)
     decided_by: str = ""  # the question key whose "yes" decided; "" when none did
+    tree: str = ""  # what the tree alone said, before the red flags ("" = same as approach)
+    contradictions: list[str] = field(default_factory=list)
+    points_to: str = ""  # for "not yet": the approach the red flags name (rag, prompt), if any
 
     @property
     def title(self) -> str:
@@ -114,15 +199,21 @@ class Verdict:
 
     @property
     def caution(self) -> bool:
-        """A fine-tuning verdict with more red than green flags: the guide says wait."""
-        return self.fine_tune and len(self.red) > len(self.green)
+        """The tree said fine-tune but red flags hold it back (the guide's "don't yet")."""
+        return self.approach == "not_yet"
+
+    @property
+    def smaller_model(self) -> bool:
+        """The verdict (or the tree under a "not yet") is "fine-tune a smaller model"."""
+        return "finetune_small" in (self.approach, self.tree)
 
 
 def decide(answers: Mapping[str, bool], flags: Mapping[str, bool] | None = None) -> Verdict:
-    """Walk the tree in the guide's order; count the flags; name the reasons."""
+    """Walk the tree in the guide's order; red flags hold a fine-tuning verdict back."""
     flags = flags or {}
     green = [f.text for f in GREEN_FLAGS if flags.get(f.key)]
-    red = [f.text for f in RED_FLAGS if flags.get(f.key)]
+    raised = [f for f in RED_FLAGS if flags.get(f.key)]
+    red = [f.text for f in raised]
     approach, decided_by, reasons = "try_first", "", []
     for q in QUESTIONS:
         if answers.get(q.key):
@@ -134,18 +225,46 @@ def decide(answers: Mapping[str, bool], flags: Mapping[str, bool] | None = None)
             "no question pointed to fine-tuning, RAG or a prompt alone: start with prompting "
             "or RAG, they cost far less"
         )
+    tree, points_to = approach, ""
     if approach in ("finetune", "finetune_small"):
-        if red:
+        if raised:
+            approach = "not_yet"
             reasons.append(
-                f"{len(red)} red flag(s) say don't fine-tune yet: " + "; ".join(red).lower()
+                f"the tree says {APPROACHES[tree].lower()}, but the guide says don't fine-tune "
+                f"yet while {len(raised)} red flag(s) stand:"
             )
+            reasons += [f.why for f in raised]
+            named = [RED_POINTS_TO[f.key] for f in raised if f.key in RED_POINTS_TO]
+            points_to = named[0] if named else ""
         if green:
-            reasons.append(f"{len(green)} green flag(s) support it")
+            reasons.append(f"{len(green)} green flag(s) support fine-tuning")
     elif green and len(green) >= 3:
         reasons.append(
             f"{len(green)} green flags point to fine-tuning: revisit if this falls short"
         )
-    return Verdict(approach, reasons, green, red, decided_by)
+    return Verdict(
+        approach,
+        reasons,
+        green,
+        red,
+        decided_by,
+        tree if tree != approach else "",
+        contradictions(answers, flags),
+        points_to,
+    )
+
+
+def contradictions(answers: Mapping[str, bool], flags: Mapping[str, bool]) -> list[str]:
+    """Answers that cannot both be true, named so the user fixes one of them."""
+    given = {**{k: bool(v) for k, v in answers.items()}, **{k: bool(v) for k, v in flags.items()}}
+    out = []
+    for a, va, b, vb, why in CONTRADICTIONS:
+        if given.get(a, False) == va and given.get(b, False) == vb:
+            out.append(f"{why} cannot both hold: change one")
+    return out
+
+
+COUNT_FLAGS = ("examples_lt_100", "examples_500")
 
 
 def example_count_flags(n_examples: int) -> dict[str, bool]:
@@ -153,12 +272,25 @@ def example_count_flags(n_examples: int) -> dict[str, bool]:
     return {"examples_lt_100": n_examples < 100, "examples_500": n_examples >= 500}
 
 
+def with_measured(flags: Mapping[str, bool], n_examples: int | None) -> dict[str, bool]:
+    """The flags with the two count flags set from the measured example count, when known."""
+    out = dict(flags)
+    if n_examples is not None:
+        out.update(example_count_flags(n_examples))
+    return out
+
+
 def record(
-    answers: Mapping[str, bool], flags: Mapping[str, bool], *, proceed: bool
+    answers: Mapping[str, bool],
+    flags: Mapping[str, bool],
+    *,
+    proceed: bool,
+    measured_examples: int | None = None,
 ) -> dict[str, Any]:
     """What the session stores for the Decide step, including going on against the verdict."""
+    flags = with_measured(flags, measured_examples)
     v = decide(answers, flags)
-    return {
+    out = {
         "answers": {q.key: bool(answers.get(q.key)) for q in QUESTIONS},
         "flags": {f.key: bool(flags.get(f.key)) for f in (*GREEN_FLAGS, *RED_FLAGS)},
         "verdict": v.approach,
@@ -167,6 +299,33 @@ def record(
         "red_count": len(v.red),
         "proceed_against": bool(proceed and not v.fine_tune),
     }
+    if v.tree:
+        out["tree_verdict"] = v.tree
+    if v.contradictions:
+        out["contradictions"] = v.contradictions
+    if measured_examples is not None:
+        out["measured_examples"] = int(measured_examples)
+    return out
+
+
+def revisit(saved: Mapping[str, Any], n_examples: int) -> tuple[dict[str, Any], str]:
+    """The Decide record again with the measured example count: (new record, what changed).
+
+    Keeps ``proceed_against`` and the note; the change text is "" when the verdict stands.
+    """
+    answers, flags = saved_answers(saved)
+    before = str(saved.get("verdict") or decide(answers, flags).approach)
+    proceeded = bool(saved.get("proceed_against"))
+    rec = record(answers, flags, proceed=proceeded, measured_examples=n_examples)
+    if "note" in saved:
+        rec["note"] = saved["note"]
+    change = ""
+    if rec["verdict"] != before:
+        change = (
+            f"{n_examples} examples measured: the Decide verdict is now "
+            f"{APPROACHES[rec['verdict']]!r} (was {APPROACHES.get(before, before)!r})"
+        )
+    return rec, change
 
 
 # Other spellings of the question keys (hand-written session files use them).

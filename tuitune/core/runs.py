@@ -97,7 +97,12 @@ def _check_writable(run: RunDir) -> None:
 
 
 def child_command(
-    spec_path: Path, *, resume: bool = False, num_processes: int = 1, fsdp: bool = False
+    spec_path: Path,
+    *,
+    resume: bool = False,
+    num_processes: int = 1,
+    fsdp: bool = False,
+    cuda: bool | None = None,
 ) -> list[str]:
     """The command line of the training child.
 
@@ -109,7 +114,7 @@ def child_command(
     args = [str(spec_path)] + (["--resume"] if resume else [])
     if num_processes <= 1:
         return [sys.executable, "-m", "tuitune.runner", *args]
-    if _cuda_devices() == 0:
+    if not (cuda if cuda is not None else _cuda_devices() > 0):  # cuda: a planned machine
         run = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         return [*run, "--nproc_per_node", str(num_processes), "-m", "tuitune.runner", *args]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]

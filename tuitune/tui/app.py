@@ -12,11 +12,12 @@ import asyncio
 import dataclasses
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -74,9 +75,15 @@ class TuituneApp(App[int]):
 
     CSS_PATH = "tuitune.tcss"
     TITLE = "tuitune"
-    ENABLE_COMMAND_PALETTE = False
+    # The palette (ctrl+p) lists every action of the screen, see get_system_commands.
+    ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        Binding("f1", "help", "Help", id="help"),
+        Binding("question_mark", "help", "Help", id="help-key", show=False),
+        Binding(
+            "ctrl+p", "command_palette", "Command palette", id="palette", show=False, priority=True
+        ),
     ]
 
     def __init__(
@@ -86,13 +93,17 @@ class TuituneApp(App[int]):
         start_step: str = "start",
         attach: RunDir | None = None,
         probe_kwargs: dict[str, Any] | None = None,
+        keymap: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.animation_level = "none"
+        self._user_keymap = keymap or {}
+        self.finish_lines: list[str] = []  # printed by `tuitune` after the app closes
+        self.pending_step = ""  # a --step that waits for the Data step's preview
         from tuitune.tui.defaults import new_session
 
         self.session: Session = session or new_session()
-        self.start_step = "train" if attach else start_step
+        self.start_step = "train" if attach and start_step == "start" else start_step
         self.probe_kwargs = probe_kwargs or {}  # tests inject a fake NVML here
         self.run_view: RunView | None = None
         self.launch_status = ""
@@ -104,9 +115,61 @@ class TuituneApp(App[int]):
 
     # -- navigation -----------------------------------------------------------------------
     def on_mount(self) -> None:
+        if self._user_keymap:
+            self.set_keymap(self._user_keymap)
         if self._attach_on_mount is not None:
             self.attach_run(self._attach_on_mount)
+        if self.start_step == "template" and "data" not in self.cache:
+            # The Template step renders the Data step's preview: read the data first.
+            self.pending_step = "template"
+            self.goto("data")
+            self.notify("reading the data first; the Template step follows")
+            return
         self.goto(self.start_step)
+
+    # -- help and the command palette -----------------------------------------------------
+    def action_help(self) -> None:
+        """F1 / ?: the step's advice, the focused field's help, and the keys that work here."""
+        from tuitune.tui.help import HelpScreen
+
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        step = getattr(screen, "STEP", "") or getattr(screen, "HELP_TOPIC", "")
+        self.push_screen(HelpScreen(step, screen.focused, self.key_list(screen)))
+
+    def key_list(self, screen: Screen) -> list[tuple[str, str]]:
+        """(keys as shown, what they do) for every binding active on ``screen``."""
+        seen: dict[str, list[str]] = {}
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            if not b.id and b.action not in ("focus_next", "focus_previous", "command_palette"):
+                continue  # widget internals (copy, press button): not this screen's actions
+            what = b.description or b.action.replace("_", " ")
+            seen.setdefault(what, []).append(self.get_key_display(b) or key)
+        return [(", ".join(dict.fromkeys(keys)), what) for what, keys in seen.items()]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette: this screen's actions (with their keys), the steps, then Textual's."""
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            if not b.id or not b.description or b.description in seen or not active.enabled:
+                continue
+            seen.add(b.description)
+            node = active.node
+
+            def run(node: Any = node, action: str = b.action) -> None:
+                self.call_later(node.run_action, action)
+
+            yield SystemCommand(b.description, f"{self.get_key_display(b) or key}", run)
+        for step in STEPS:
+            yield SystemCommand(
+                f"Go to {TITLES[step]}",
+                f"step {STEPS.index(step) + 1} of {len(STEPS)}",
+                lambda step=step: self.jump(step),
+            )
+        yield from super().get_system_commands(screen)
 
     def screen_for(self, step: str) -> Screen:
         from tuitune.tui.screens import screen_class
@@ -122,6 +185,14 @@ class TuituneApp(App[int]):
             self.push_screen(screen)
         else:
             self.switch_screen(screen)
+
+    def jump(self, step: str) -> None:
+        """Go to any step (the palette): what the current step holds is kept, as on Back."""
+        collect = getattr(self.screen, "collect_quietly", None)
+        if collect is not None:
+            collect()
+        self.save_session()
+        self.goto(step)
 
     def reset_screens(self) -> None:
         """Forget every step screen but the current one (a different session was opened)."""
@@ -141,7 +212,11 @@ class TuituneApp(App[int]):
             self.goto(STEPS[i - 1])
 
     def save_session(self) -> None:
-        """The session is saved after every step (atomically, see core.session)."""
+        """The session is saved after every step (atomically, see core.session), named
+        after what it holds unless the user named it (core.session_names)."""
+        from tuitune.core.session_names import refresh_name
+
+        refresh_name(self.session)
         try:
             self.session.save()
         except OSError as e:
@@ -173,6 +248,39 @@ class TuituneApp(App[int]):
         self.call_from_thread(
             self.cache.__setitem__, "recommended_spec", glue.recommended_spec(rec)
         )
+
+    # -- the measured data revisits the Decide verdict ------------------------------------
+    def measured_examples(self) -> int | None:
+        """Examples the Data step kept after curation (its preview in the cache, or the
+        count it stored in the session), None before the data was read."""
+        data = self.cache.get("data")
+        prepared = getattr(data, "prepared", None)
+        if prepared is not None:
+            return int(prepared.train_rows) + int(prepared.eval_rows)
+        saved = self.session.answers.get("data") or {}
+        if "train_rows" in saved:
+            return int(saved["train_rows"]) + int(saved.get("eval_rows") or 0)
+        return None
+
+    @on(m.DataPrepared)
+    def _data_measured(self, message: m.DataPrepared) -> None:
+        """The Data screen's preview bubbles up here: its count sets the count flags."""
+        prepared = message.prepared
+        saved = self.session.answers.get("decide")
+        if prepared is None:
+            return
+        from tuitune.core.decision import revisit
+
+        if isinstance(saved, dict) and saved:
+            n = int(prepared.train_rows) + int(prepared.eval_rows)
+            rec, change = revisit(saved, n)
+            self.session.answers["decide"] = rec
+            if change:
+                self.notify(f"{change}; Decide (Esc back) says why", severity="warning", timeout=12)
+        if self.pending_step and getattr(self.screen, "STEP", "") == "data":
+            step, self.pending_step = self.pending_step, ""
+            if self.screen.collect():
+                self.goto(step)
 
     # -- failures from any worker ---------------------------------------------------------
     @on(m.WorkFailed)

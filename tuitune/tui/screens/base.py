@@ -58,7 +58,8 @@ class StepScreen(Screen):
             yield Button("< Back", id="back", compact=True)
             yield Static(id="nav-status")
             yield Button(f"{self.NEXT_LABEL} >", id="next", variant="primary", compact=True)
-        yield Footer()
+        # Compact, without the palette key (F1 help names it): every key fits at 80 columns.
+        yield Footer(compact=True, show_command_palette=False)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

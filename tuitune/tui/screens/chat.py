@@ -43,6 +43,7 @@ class ChatScreen(Screen):
     """Talk to a run: the same message to the base and the tuned model."""
 
     DEFAULT_CSS = CSS
+    HELP_TOPIC = "chat"  # F1 in the wizard shows the chat's help
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape", "close", "Back", id="chat-back"),
         Binding("ctrl+s", "stop", "Stop", id="chat-stop"),
@@ -99,7 +100,7 @@ class ChatScreen(Screen):
                     pane.border_title = TITLE[side]
                     yield Static(id=f"text-{side}")
         yield Input(placeholder=f"message the models; {HELP}", id="chat-input")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#chat-input", Input).focus()

@@ -1,4 +1,9 @@
-"""Step 2: fine-tune, RAG or prompt engineering? The seed guide's tree and flags."""
+"""Step 2: fine-tune, RAG or prompt engineering? The seed guide's tree and flags.
+
+Red flags turn a fine-tuning verdict into "not yet" (``core.decision``); the two count flags
+follow the example count the Data step measured, once it has; going on against the verdict
+takes a second Next and is recorded in the session.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from textual.widgets import Static
 from tuitune.core import decision
 from tuitune.tui.screens.base import StepScreen
 from tuitune.tui.widgets.yes_box import YesBox
+
+COLOUR = {"finetune": "green", "finetune_small": "green", "not_yet": "yellow"}
 
 
 class DecideScreen(StepScreen):
@@ -32,17 +39,42 @@ class DecideScreen(StepScreen):
             yield Static("Red flags (don't fine-tune yet):", classes="section red")
             for f in decision.RED_FLAGS:
                 yield YesBox(f.text, bool(flags.get(f.key)), id=f"r-{f.key}", compact=True)
-        yield Static(id="verdict")
+        with VerticalScroll(id="verdict-box"):
+            yield Static(id="verdict")
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.show_measured()
         self.show_verdict()
+
+    def on_screen_resume(self) -> None:
+        self.show_measured()
+        self.show_verdict()
+
+    def measured(self) -> int | None:
+        """Examples the Data step counted (kept after curation), once it has run."""
+        return self.tapp.measured_examples()
+
+    def show_measured(self) -> None:
+        """The count flags follow the measurement: set, labelled, and not editable."""
+        n = self.measured()
+        if n is None:
+            return
+        counted = decision.example_count_flags(n)
+        texts = {f.key: f.text for f in (*decision.GREEN_FLAGS, *decision.RED_FLAGS)}
+        for key in decision.COUNT_FLAGS:
+            prefix = "g" if key == "examples_500" else "r"
+            box = self.query_one(f"#{prefix}-{key}", YesBox)
+            with box.prevent(YesBox.Changed):
+                box.value = counted[key]
+            box.label = f"{texts[key]}  (measured on Data: {n})"
+            box.disabled = True
 
     def current(self) -> tuple[dict[str, bool], dict[str, bool]]:
         answers = {q.key: self.query_one(f"#q-{q.key}", YesBox).value for q in decision.QUESTIONS}
         flags = {f.key: self.query_one(f"#g-{f.key}", YesBox).value for f in decision.GREEN_FLAGS}
         flags |= {f.key: self.query_one(f"#r-{f.key}", YesBox).value for f in decision.RED_FLAGS}
-        return answers, flags
+        return answers, decision.with_measured(flags, self.measured())
 
     def on_checkbox_changed(self, event: YesBox.Changed) -> None:
         self._confirm_against = False
@@ -51,13 +83,16 @@ class DecideScreen(StepScreen):
     def show_verdict(self) -> None:
         v = decision.decide(*self.current())
         t = Text()
-        colour = "green" if v.fine_tune and not v.caution else ("yellow" if v.fine_tune else "red")
         t.append("Verdict: ", style="bold")
-        t.append(v.title, style=f"bold {colour}")
-        t.append(f"   green flags {len(v.green)}", style="green")
-        t.append(f"  red flags {len(v.red)}", style="red")
+        t.append(v.title, style=f"bold {COLOUR.get(v.approach, 'red')}")
+        t.append(f"  green {len(v.green)}", style="green")
+        t.append(f" red {len(v.red)}", style="red")
+        if v.points_to:
+            t.append(f"  (points to: {decision.APPROACHES[v.points_to]})", style="bold")
         for r in v.reasons:
             t.append(f"\n - {r}")
+        for c in v.contradictions:
+            t.append(f"\n ! {c}", style="bold yellow")
         if not v.fine_tune:
             t.append(
                 "\n Next goes on against this advice (recorded in the session)."
@@ -74,10 +109,16 @@ class DecideScreen(StepScreen):
             self._confirm_against = True
             self.show_verdict()
             return False
-        self.tapp.session.answers[self.STEP] = decision.record(answers, flags, proceed=True)
+        self.tapp.session.answers[self.STEP] = self._record(answers, flags, proceed=True)
         return True
 
     def collect_quietly(self) -> None:
         answers, flags = self.current()
-        rec = decision.record(answers, flags, proceed=False)
-        self.tapp.session.answers[self.STEP] = rec
+        self.tapp.session.answers[self.STEP] = self._record(answers, flags, proceed=False)
+
+    def _record(self, answers: dict[str, bool], flags: dict[str, bool], *, proceed: bool) -> dict:
+        saved = self.tapp.answers(self.STEP)
+        rec = decision.record(answers, flags, proceed=proceed, measured_examples=self.measured())
+        if "note" in saved:
+            rec["note"] = saved["note"]
+        return rec

@@ -18,13 +18,14 @@ LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "forgetting")
 class EvaluateScreen(StepScreen):
     STEP = "evaluate"
     NEXT_LABEL = "Finish"
+    # Chat first: at 80 columns the footer shows these in order, and none may be cut.
     BINDINGS: ClassVar[list[Binding]] = [
         *StepScreen.BINDINGS,
-        Binding("e", "evaluate", "Evaluate again", id="evaluate"),
-        Binding("a", "export('adapter')", "Export adapter", id="export-adapter"),
-        Binding("m", "export('merged')", "Export merged", id="export-merged"),
-        Binding("c", "export('configs')", "Export configs", id="export-configs"),
         Binding("t", "chat", "Chat", id="chat"),
+        Binding("e", "evaluate", "Re-eval", id="evaluate"),
+        Binding("a", "export('adapter')", "Adapter", id="export-adapter"),
+        Binding("m", "export('merged')", "Merged", id="export-merged"),
+        Binding("c", "export('configs')", "Configs", id="export-configs"),
         # Ship (tuitune.core.ship): listed under the results rather than in the footer.
         Binding("4", "export('4bit')", "Export 4-bit", id="export-4bit", show=False),
         Binding("8", "export('8bit')", "Export 8-bit", id="export-8bit", show=False),
@@ -36,6 +37,7 @@ class EvaluateScreen(StepScreen):
         super().__init__()
         self._shown: Any = None
         self._state: tuple[Any, ...] | None = None
+        self._auto_tried = False  # an attached run finishes loading after mount: start once
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="eval-status")
@@ -49,7 +51,7 @@ class EvaluateScreen(StepScreen):
     def on_mount(self) -> None:
         super().on_mount()
         summary = self.query_one("#summary", DataTable)
-        summary.add_columns("metric", "n", "before", "after", "change")
+        summary.add_columns("metric", "n", "before", "after", "change [95% CI], verdict")
         self.redraw()
         self.set_interval(0.5, self.redraw)
         self._maybe_start()
@@ -63,6 +65,7 @@ class EvaluateScreen(StepScreen):
         app = self.tapp
         view = app.run_view
         if view is not None and view.finished and app.eval_results is None and not app.eval_status:
+            self._auto_tried = True
             app.start_evaluation()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -88,12 +91,10 @@ class EvaluateScreen(StepScreen):
             self.app.push_screen(ChatScreen(view.run))
 
     def action_next(self) -> None:
+        """Finish: save, and leave the paths on the terminal after the app closes."""
         app = self.tapp
         app.save_session()
-        report = app.eval_results.report if app.eval_results else None
-        self.notify(
-            f"session saved: {app.session.path}" + (f"; report: {report}" if report else "")
-        )
+        app.finish_lines = finish_lines(app)
         app.exit(0)
 
     def redraw(self) -> None:
@@ -108,6 +109,8 @@ class EvaluateScreen(StepScreen):
         elif view is None or not view.finished:
             status.update("No finished run yet: train one on the previous step (Esc).")
         state = (bool(app.eval_status), view.finished if view else None)
+        if not self._auto_tried and view is not None and view.finished:
+            self._maybe_start()
         if state != self._state:
             self._state = state
             self.refresh_bindings()
@@ -118,7 +121,7 @@ class EvaluateScreen(StepScreen):
         summary = self.query_one("#summary", DataTable)
         summary.clear()
         comps = list(getattr(result.results, "comparisons", None) or [])
-        for i, row in enumerate(result.rows):
+        for i, row in enumerate(_rows_with_intervals(comps) or result.rows):
             metric, n, before, after, change = (list(map(str, row)) + [""] * 5)[:5]
             verdict = getattr(comps[i], "verdict", None) if len(comps) == len(result.rows) else None
             summary.add_row(metric, n, before, after, _coloured(metric, change, verdict))
@@ -151,6 +154,48 @@ class EvaluateScreen(StepScreen):
                 style="dim",
             )
         self.query_one("#eval-paths", Static).update(paths)
+
+
+def _rows_with_intervals(comps: list[Any]) -> list[tuple[str, ...]]:
+    """The summary rows with each change's 95% interval (core.report formats both)."""
+    if not comps:
+        return []
+    from tuitune.core.report import fmt_change, fmt_value, label
+
+    try:
+        return [
+            (
+                label(c.metric),
+                str(c.n),
+                fmt_value(c, c.before),
+                fmt_value(c, c.after),
+                fmt_change(c, interval=True),
+            )
+            for c in comps
+        ]
+    except AttributeError:  # results of another shape: the rows the App computed
+        return []
+
+
+def finish_lines(app: Any) -> list[str]:
+    """Where everything is: the session, the report, the adapter and each export."""
+    out = ["tuitune: finished."]
+    s = app.session
+    if s.path:
+        out.append(f"  session   {s.path}  (replay: tuitune replay {s.path})")
+    results = app.eval_results
+    if results is not None and results.report:
+        out.append(f"  report    {results.report}")
+    view = app.run_view
+    if view is not None:
+        out.append(f"  run       {view.run.root}")
+        if view.run.adapter.exists():
+            out.append(f"  adapter   {view.run.adapter}")
+    for what, path in (app.answers("evaluate").get("exports") or {}).items():
+        out.append(f"  {what:<9} {path}")
+    if view is not None and not (app.answers("evaluate").get("exports")):
+        out.append(f"  export    tuitune export {view.run.root} -f merged (or adapter, gguf, ...)")
+    return out
 
 
 def _coloured(metric: str, change: str, verdict: str | None = None) -> Text:

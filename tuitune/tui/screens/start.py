@@ -38,12 +38,7 @@ class StartScreen(StepScreen):
         ol = self.query_one(OptionList)
         ol.clear_options()
         ol.add_option(Option(Text("+ New session (quickstart defaults)", style="bold"), id="new"))
-        for path, s in _sessions()[:6]:
-            if isinstance(s, Exception):
-                continue
-            when = time.strftime("%m-%d %H:%M", time.localtime(s.updated))
-            label = f"  Resume {s.name or s.id}  {when}  model {s.model.ref}  {len(s.runs)} run(s)"
-            ol.add_option(Option(label, id=f"session:{path}"))
+        ol.add_options(_session_options())
         for info in _runs()[:6]:
             progress = f"step {info.step or 0}/{info.total_steps or '?'}"
             loss = f"  loss {info.last_loss:.3f}" if info.last_loss is not None else ""
@@ -81,6 +76,24 @@ class StartScreen(StepScreen):
         else:
             app.answers("start")["choice"] = "new"
             app.next_step(self.STEP)
+
+
+def _session_options(limit: int = 6) -> list[Option]:
+    """Saved sessions, newest first: date, method and a name no other entry has."""
+    from tuitune.core.session_names import METHOD_LABELS, distinct_labels
+
+    good = [(p, s) for p, s in _sessions() if not isinstance(s, Exception)][:limit]
+    names = distinct_labels([s.name or s.id for _p, s in good])
+    out = []
+    for (path, s), name in zip(good, names):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
+        method = str(s.spec.get("method") or "lora")
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append("  Resume ")
+        t.append(name, style="bold")
+        t.append(f"  {when}  {METHOD_LABELS.get(method, method)}  {len(s.runs)} run(s)", "dim")
+        out.append(Option(t, id=f"session:{path}"))
+    return out
 
 
 def _sessions() -> list[tuple[Any, Any]]:
