@@ -610,12 +610,16 @@ def make_plan(
     procs = n_gpus if n_gpus > 1 else 1
     strategy = rec.strategy if rec is not None else ("single" if hw.gpus else "cpu")
     if procs > 1 and "gradient_accumulation_steps" in user:
-        per = max(1, math.ceil(values["gradient_accumulation_steps"] / procs))
+        accum = values["gradient_accumulation_steps"]
+        per = max(1, math.ceil(accum / procs))
+        micro = values["per_device_train_batch_size"]
+        same = per * procs == accum
         put(
             "gradient_accumulation_steps",
             per,
-            f"your {given['gradient_accumulation_steps']} accumulation steps divided across "
-            f"{procs} processes (same effective batch)",
+            f"your {accum} accumulation steps divided across {procs} processes: "
+            f"{micro} x {per} x {procs} = {micro * per * procs} per optimizer step"
+            + ("" if same else f" (you asked for {micro * accum}; accumulation is whole steps)"),
             "user",
         )
     spec = TrainSpec.from_dict({**values, "schema_version": 1}, source=src)
@@ -748,12 +752,9 @@ def _was(
 
 
 def _command(procs: int, fsdp: bool, *, cuda: bool) -> list[str]:
-    from tuitune.core import runs
+    from tuitune.core.runs import child_command
 
-    try:
-        return runs.child_command(Path("RUN/spec.json"), num_processes=procs, fsdp=fsdp, cuda=cuda)
-    except TypeError:  # a child_command without the cuda switch
-        return runs.child_command(Path("RUN/spec.json"), num_processes=procs, fsdp=fsdp)
+    return child_command(Path("RUN/spec.json"), num_processes=procs, fsdp=fsdp, cuda=cuda)
 
 
 # --------------------------------------------------------------------------------------
@@ -789,12 +790,16 @@ def launch_plan(
     model: Any = None,
     progress: Callable[[str], None] | None = None,
     force: bool = False,
+    num_processes: int | None = None,
+    **start_kwargs: Any,
 ) -> Launched:
     """Prepare the data into ``run`` and start the training child as the plan says.
 
     The one launch path of the wizard and the replay: the fit gate (``force`` overrides it),
     model resolution, ``core.launch.prepare_run`` and ``core.runs.start_run`` with the plan's
-    processes and FSDP. The plan is written to ``RUN/plan.json``.
+    processes and FSDP (``num_processes`` replaces the plan's count, e.g. per node of a
+    several-machine run; ``start_kwargs`` go to ``start_run``). The plan is written to
+    ``RUN/plan.json``.
     """
     from tuitune.core.atomic import write_json_atomic
     from tuitune.core.launch import prepare_run
@@ -811,7 +816,13 @@ def launch_plan(
     spec, prepared = prepare_run(session, plan.spec, model, run, progress=progress)
     write_json_atomic(run.root / "plan.json", plan.to_dict())
     say("starting the training process...")
-    pid = start_run(spec, run, num_processes=plan.launch.num_processes, fsdp=plan.launch.fsdp)
+    pid = start_run(
+        spec,
+        run,
+        num_processes=num_processes or plan.launch.num_processes,
+        fsdp=plan.launch.fsdp,
+        **start_kwargs,
+    )
     session.answers["plan"] = {"hardware": plan.hardware, "verdict": plan.verdict}
     return Launched(spec=spec, prepared=prepared, pid=pid, model=model)
 
