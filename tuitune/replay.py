@@ -9,7 +9,6 @@ copy of it goes to ``RUN/session.json``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +19,6 @@ from typing import Any, TextIO
 from tuitune.core.errors import TuituneError
 from tuitune.core.rundir import RunDir, new_run_dir
 from tuitune.core.session import Session, load_session
-from tuitune.core.spec import TrainSpec
 
 
 @dataclass
@@ -32,22 +30,10 @@ class ReplayResult:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs for TrainSpec fields; values parsed as JSON when they parse."""
-    fields = set(TrainSpec.__dataclass_fields__)
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or key not in fields:
-            raise TuituneError(
-                f"bad --set {item!r}",
-                fix="use FIELD=VALUE with a TrainSpec field, e.g. max_steps=20",
-            )
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    """``key=value`` pairs for TrainSpec fields, typed and checked (``spec.parse_set``)."""
+    from tuitune.core.spec import parse_set
+
+    return parse_set(items)  # typed and range-checked by the field's declared rule
 
 
 def check_inputs(session: Session) -> tuple[list[Path], list[Path]]:
@@ -128,6 +114,8 @@ def replay(
     overrides: dict[str, Any] | None = None,
     stream: TextIO | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    force: bool = False,
+    replan: bool = False,
 ) -> ReplayResult:
     """Run a session end to end; raise TuituneError on bad input or a failed run."""
     from tuitune.core.atomic import write_json_atomic
@@ -136,12 +124,15 @@ def replay(
     stream = stream or sys.stdout
     say = Printer(stream)
     session = load_session(session_path)
-    spec = session.train_spec()
-    if seed is not None:
-        spec = spec.replace(seed=seed)
-    if overrides:
-        spec = spec.replace(**overrides)
     check_inputs(session)
+    # The plan: validated before any data preparation; a plan that does not fit stops here
+    from tuitune.core.plan import check_fit, make_plan
+
+    changes = {**(overrides or {}), **({"seed": seed} if seed is not None else {})}
+    plan = make_plan(session, overrides=changes, replan=replan)
+    for text in plan.lines():
+        say.line(text)
+    check_fit(plan, force=force)
 
     say.line(f"model: resolving {session.model.ref!r}")
     model = resolve_model(session.model.ref)
@@ -151,10 +142,11 @@ def replay(
     say.line(f"run: {run.root}")
     write_json_atomic(run.root / "session.json", session.to_dict())
 
-    from tuitune.core.launch import prepare_run
-    from tuitune.core.runs import start_run, wait_run
+    from tuitune.core.plan import launch_plan
+    from tuitune.core.runs import wait_run
 
-    spec, prepared = prepare_run(session, spec, model, run)
+    launched = launch_plan(plan, session, run, model=model, force=force)
+    spec, prepared = launched.spec, launched.prepared
     split = prepared.manifest.get("split", {})
     say.line(
         f"data: {prepared.data_format}, {split.get('train_rows')} train / "
@@ -166,7 +158,6 @@ def replay(
         if on_event:
             on_event(e)
 
-    start_run(spec, run)
     final = wait_run(run, on_event=handle)
     if final.get("type") != "finished":
         raise TuituneError(

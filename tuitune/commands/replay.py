@@ -20,13 +20,28 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="FIELD=VALUE",
         help="override a training-spec field, e.g. --set max_steps=20 (repeatable)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="launch even when the plan's memory estimate says it does not fit",
+    )
+    p.add_argument(
+        "--replan",
+        action="store_true",
+        help="re-decide micro-batch, accumulation, checkpointing and method for this machine",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tuitune.replay import parse_overrides, print_summary, replay
 
     result = replay(
-        args.session, out=args.out, seed=args.seed, overrides=parse_overrides(args.overrides)
+        args.session,
+        out=args.out,
+        seed=args.seed,
+        overrides=parse_overrides(args.overrides),
+        force=args.force,
+        replan=args.replan,
     )
     print_summary(result)
     return 0
