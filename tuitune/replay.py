@@ -8,7 +8,6 @@ copy of it goes to ``RUN/session.json``.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -169,25 +168,10 @@ def replay(
     rows: list[tuple[str, ...]] = []
     report: Path | None = None
     if session.evaluation.task or session.evaluation.eval_file:
-        from tuitune.core.evaluation import run_evaluation
-        from tuitune.core.report import summary_rows, write_report
+        from tuitune.core.launch import evaluate_session_run
 
-        # Base vs tuned for every method: an adapter is applied to the base (one model load);
-        # a full-SFT model directory in run.adapter is loaded beside it by the eval child.
-        choice = dataclasses.replace(
-            session.evaluation,
-            eval_file=str(session.resolve(session.evaluation.eval_file))
-            if session.evaluation.eval_file
-            else str(prepared.eval_file or ""),
-            general_file=str(session.resolve(session.evaluation.general_file))
-            if session.evaluation.general_file
-            else "",
-        )
-        results = run_evaluation(
-            run, Path(spec.model), run.adapter, choice, seed=spec.seed, on_event=handle
-        )
-        report = write_report(run, session, results)
-        rows = summary_rows(results)
+        # Base vs tuned for every method, as the wizard evaluates (one core function)
+        _results, report, rows = evaluate_session_run(session, run, spec, on_event=handle)
     return ReplayResult(run=run, final=final, report=report, rows=rows)
 
 

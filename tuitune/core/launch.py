@@ -72,3 +72,35 @@ def prepare_run(
         trust_remote_code=session.model.trust_remote_code,
     )
     return spec, prepared
+
+
+def evaluate_session_run(
+    session: Session,
+    run: RunDir,
+    spec: TrainSpec,
+    *,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[Any, Path, list[tuple[str, ...]]]:
+    """Evaluate a finished run of ``session`` base vs tuned and write ``RUN/report.md``.
+
+    The one evaluation path of the wizard and the replay: every method is scored against
+    its base (an adapter applied to the base, or a full-SFT model directory in ``run.adapter``
+    loaded by the eval child beside the base), on the session's evaluation file or else the
+    run's validation split. Returns (results, report path, summary rows).
+    """
+    import dataclasses
+
+    from tuitune.core.evaluation import run_evaluation
+    from tuitune.core.report import summary_rows, write_report
+
+    ev = session.evaluation
+    choice = dataclasses.replace(
+        ev,
+        eval_file=str(session.resolve(ev.eval_file)) if ev.eval_file else (spec.eval_file or ""),
+        general_file=str(session.resolve(ev.general_file)) if ev.general_file else "",
+    )
+    results = run_evaluation(
+        run, Path(spec.model), run.adapter, choice, seed=spec.seed, on_event=on_event
+    )
+    report = write_report(run, session, results)
+    return results, report, summary_rows(results)
