@@ -135,10 +135,11 @@ def test_catalog_sizes_match_published_labels() -> None:
 
 
 def _saved_bytes_per_token(
-    cfg: dict, method: str, r: int, targets: tuple[str, ...]
+    cfg: dict, method: str, r: int, targets: tuple[str, ...], *, master_fp32: bool = False
 ) -> tuple[float, float]:
     """Bytes autograd saves per token per decoder layer on a real forward (CPU, bf16 autocast),
-    measured as the difference between 2 and 1 layers; parameters excluded."""
+    measured as the difference between 2 and 1 layers; parameters excluded. ``master_fp32``
+    builds the model in fp32 (tuitune's full SFT) instead of bf16 (plain TRL)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -149,7 +150,7 @@ def _saved_bytes_per_token(
         torch.manual_seed(0)
         c = AutoConfig.for_model(**{**cfg, "num_hidden_layers": layers})
         model = AutoModelForCausalLM.from_config(
-            c, dtype=torch.bfloat16, attn_implementation="sdpa"
+            c, dtype=torch.float32 if master_fp32 else torch.bfloat16, attn_implementation="sdpa"
         )
         if method != "full":
             model = get_peft_model(
@@ -179,20 +180,34 @@ def _saved_bytes_per_token(
 
 
 @pytest.mark.parametrize(
-    ("method", "r", "targets"),
-    [("full", 0, ()), ("lora", 16, ("all-linear",)), ("lora", 8, ("q_proj", "v_proj"))],
+    ("method", "r", "targets", "plain"),
+    [
+        ("full", 0, (), True),
+        ("full", 0, (), False),
+        ("lora", 16, ("all-linear",), False),
+        ("lora", 8, ("q_proj", "v_proj"), False),
+    ],
 )
 def test_activation_bytes_match_saved_tensors(
-    method: str, r: int, targets: tuple[str, ...]
+    method: str, r: int, targets: tuple[str, ...], plain: bool
 ) -> None:
-    """The per-layer activation count equals what autograd really saves (bf16 autocast)."""
+    """The per-layer activation count equals what autograd really saves (bf16 autocast), for
+    plain TRL's bf16 full SFT and for tuitune's fp32 master weights (whose autocast weight
+    copies autograd saves too: the estimator counts them as ``weight_casts``)."""
     cfg = {**ARCHS["llama"], "hidden_size": 128, "intermediate_size": 352, "vocab_size": 512}
-    measured, tokens = _saved_bytes_per_token(cfg, method, r, targets)
+    master = method == "full" and not plain
+    measured, tokens = _saved_bytes_per_token(cfg, method, r, targets, master_fp32=master)
     shape = ModelShape.from_config(cfg)
     setup = TrainSetup(
-        method=method, lora_r=max(r, 1), lora_targets=targets or ("all-linear",), seq_len=64
+        method=method,
+        lora_r=max(r, 1),
+        lora_targets=targets or ("all-linear",),
+        seq_len=64,
+        plain_trl=plain,
     )
     per_tok, per_layer = layer_activation_bytes(shape, setup, 64)
+    if master:  # the bf16 copy of each linear weight, saved for the input gradient
+        per_layer += 2 * sum(lin.in_features * lin.out_features for lin in shape.linears())
     assert per_tok + per_layer / tokens == pytest.approx(measured, rel=0.01)
 
 
@@ -223,6 +238,7 @@ def _grid_setup(row: dict) -> TrainSetup:
         lora_r=row["lora_r"] or 16,
         lora_targets=tuple(row["targets"]) if row["targets"] else ("all-linear",),
         optim=row["optim"],
+        plain_trl=True,  # the grid ran plain TRL: full SFT on pure bf16 weights
     )
 
 
@@ -325,3 +341,64 @@ def test_doctor_cli_prints_hardware_and_table(capsys: pytest.CaptureFixture[str]
     assert main(["doctor", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert "hardware" in data and data["what_fits"]
+
+
+def test_full_sft_without_bf16_counts_fp32_master_weights() -> None:
+    """V100 (no bf16): fp16 mixed precision keeps fp32 weights, gradients and AdamW states,
+    about twice what pure 16-bit weights would need (issue 12: "fits, 13.8 GiB")."""
+    shape = load_shape("Qwen2.5-1.5B")
+    setup = TrainSetup(method="full", seq_len=1024, micro_batch=1, optim="adamw_torch_fused")
+    policy = estimate(shape, setup.with_(dtype="fp16"))
+    pure = estimate(shape, setup.with_(dtype="fp16", plain_trl=True))
+    assert 1.8 <= policy.peak_reserved / pure.peak_reserved <= 2.2
+    n = shape.param_count()
+    c = policy.components
+    assert c["weights"] == 4 * n and c["optimizer_states"] == 8 * n
+    assert policy.setup.precision.trainable == "fp32"
+    assert policy.setup.precision.autocast == "fp16"
+    assert not policy.fits(16 * GiB)
+    # bf16 GPUs keep the same fp32 master weights for full SFT
+    assert estimate(shape, setup).components["weights"] == 4 * n
+    # at the end of the forward autocast holds a 16-bit copy of every linear weight
+    lin = sum(x.in_features * x.out_features for x in shape.linears()) * shape.num_layers
+    long = estimate(shape, setup.with_(dtype="fp16", micro_batch=8, grad_ckpt=False))
+    assert long.peak_phase in ("backward start", "backward")
+    assert long.components["weight_casts"] == 2 * lin
+    assert pure.components["weight_casts"] == 0
+
+
+def test_qlora_on_a_t4_computes_in_fp16_with_fp32_adapters() -> None:
+    shape = load_shape("Qwen2.5-7B")
+    setup = TrainSetup(method="qlora", optim="paged_adamw_8bit", seq_len=1024, micro_batch=1)
+    t4 = estimate(shape, setup.with_(dtype="fp16"))
+    prec = t4.setup.precision
+    assert prec.bnb_compute == "fp16" and prec.load == "fp16" and prec.trainable == "fp32"
+    h100 = estimate(shape, setup)
+    assert h100.setup.precision.bnb_compute == "bf16" and h100.setup.precision.trainable == "bf16"
+    # same 16-bit non-quantized weights; the T4's fp32 adapters cost a little more
+    assert t4.components["weights"] == h100.components["weights"]
+    assert t4.components["trainable_params"] == 2 * h100.components["trainable_params"]
+    assert any("fp16" in note for note in t4.notes)
+
+
+def test_cpu_is_fp32_everywhere() -> None:
+    shape = load_shape("SmolLM2-135M-Instruct")
+    for method in ("full", "lora"):
+        est = estimate(shape, TrainSetup(method=method, dtype="fp32", optim="adamw_torch"))
+        prec = est.setup.precision
+        assert (prec.load, prec.trainable, prec.autocast) == ("fp32", "fp32", "none")
+        if method == "full":
+            assert est.components["weights"] == 4 * shape.param_count()
+            assert est.components["weight_casts"] == 0
+
+
+def test_foreach_adamw_temporary_at_the_step() -> None:
+    shape = load_shape("Qwen2.5-0.5B")
+    setup = TrainSetup(method="full", seq_len=256, micro_batch=1)
+    fused = estimate(shape, setup.with_(optim="adamw_torch_fused"))
+    foreach = estimate(shape, setup.with_(optim="adamw_torch"))
+    n = shape.param_count()
+    assert foreach.peak_phase == "optimizer step"
+    assert foreach.components["optimizer_states"] == 12 * n  # exp_avg, exp_avg_sq, sqrt temp
+    assert fused.components["optimizer_states"] == 8 * n
+    assert foreach.peak_reserved > fused.peak_reserved

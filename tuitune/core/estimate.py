@@ -8,6 +8,13 @@ for the stack tuitune runs (transformers 5, PEFT 0.21, TRL 1.16 with its chunked
 bitsandbytes 0.50) and was calibrated against measured H100 peaks (../shared/GPU.md); see
 ``benchmarks/vram_accuracy.py``.
 
+The dtypes come from the one precision policy (``tuitune.core.precision``): full SFT keeps fp32
+master weights under bf16/fp16 autocast (16 bytes a parameter with AdamW, plus autocast's cached
+half-precision copies of the linear weights at the end of the forward); GPUs without bf16 train
+fp16 mixed precision with fp32 trainable parameters. ``TrainSetup(plain_trl=True)`` counts what
+a plain TRL script runs instead (full SFT on pure bf16 weights), which is how the calibration
+grid was measured.
+
 Two totals are reported: ``peak_reserved`` (what ``torch.cuda.max_memory_reserved`` shows and
 what must fit) and ``nvidia_smi_used`` (reserved plus the CUDA context and paged optimizer
 states, which live outside PyTorch's allocator).
@@ -21,6 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import precision as _precision
 from tuitune.core.errors import TuituneError
 
 GiB = 2**30
@@ -311,9 +319,12 @@ class TrainSetup:
     use_dora: bool = False
     optim: str = "adamw_torch_fused"
     attn_impl: str = "sdpa"
-    dtype: str = "bf16"  # compute dtype (weights are loaded in it too)
+    dtype: str = "bf16"  # compute dtype; what loads and trains in which dtype is the policy's
     num_gpus: int = 1
     fsdp: bool = False  # shard weights, grads and optimizer states across num_gpus
+    # Count what a plain TRL script runs (full SFT on pure bf16/fp16 weights, no fp32 master
+    # copy) instead of tuitune's policy: the GPU.md calibration grid was measured that way.
+    plain_trl: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -355,6 +366,11 @@ class TrainSetup:
     def label(self) -> str:
         return self.method if self.objective == "sft" else f"dpo-{self.method}"
 
+    @property
+    def precision(self) -> _precision.Precision:
+        """Load, trainable and autocast dtypes of this setup (``tuitune.core.precision``)."""
+        return _precision.for_compute(self.method, self.dtype, plain_trl=self.plain_trl)
+
 
 @dataclass(frozen=True)
 class MemoryEstimate:
@@ -386,6 +402,7 @@ class MemoryEstimate:
 
 _COMPONENTS = (
     "weights",
+    "weight_casts",
     "trainable_params",
     "gradients",
     "optimizer_states",
@@ -402,12 +419,16 @@ def _compute_bytes(setup: TrainSetup) -> int:
 
 
 def _weight_bytes(shape: ModelShape, setup: TrainSetup) -> tuple[int, list[str]]:
-    """Weights in memory: bf16/fp16 (or fp32), or nf4 + double quant for QLoRA.
+    """Weights in memory, in the policy's load dtype (fp32 master weights for full SFT), or
+    nf4 + double quant for QLoRA.
 
     bitsandbytes quantizes the decoder's linears only: embeddings, lm_head and norms stay in
-    the load dtype (bf16), which is why 4-bit peaks sit far above params / 2.
+    the load dtype (bf16 or fp16), which is why 4-bit peaks sit far above params / 2. The
+    runner does not call PEFT's ``prepare_model_for_kbit_training`` (TRL 1.x does not
+    either), so those tensors are not upcast to fp32.
     """
-    a = 4 if setup.dtype == "fp32" else 2
+    prec = setup.precision
+    a = prec.weight_bytes()
     notes: list[str] = []
     if setup.method != "qlora":
         return shape.param_count() * a, notes
@@ -416,8 +437,10 @@ def _weight_bytes(shape: ModelShape, setup: TrainSetup) -> tuple[int, list[str]]
     blocks = math.ceil(lin / NF4_BLOCK)
     quant = lin // 2 + blocks + 4 * math.ceil(blocks / NF4_DQ_BLOCK)
     rest = shape.param_count() - lin - bias
-    notes.append("QLoRA keeps embeddings, lm_head and norms in bf16 (bitsandbytes skips them)")
-    return quant + (rest + bias) * 2, notes
+    notes.append(
+        f"QLoRA keeps embeddings, lm_head and norms in {prec.load} (bitsandbytes skips them)"
+    )
+    return quant + (rest + bias) * a, notes
 
 
 def _trainable(shape: ModelShape, setup: TrainSetup) -> int:
@@ -427,13 +450,17 @@ def _trainable(shape: ModelShape, setup: TrainSetup) -> int:
 
 
 def _trainable_dtype_bytes(setup: TrainSetup) -> int:
-    """Adapters: PEFT upcasts them to fp32 on a bf16 base (autocast_adapter_dtype); TRL casts
-    them back to bf16 for 4-bit bases. Full SFT trains the weights in their load dtype."""
-    if setup.dtype == "fp32":
-        return 4
-    if setup.method == "lora":
-        return 4
-    return 2
+    """Adapters: PEFT upcasts them to fp32 on a half-precision base (autocast_adapter_dtype);
+    TRL casts them to bf16 for 4-bit bases (fp32 again without bf16). Full SFT trains fp32
+    master weights (pure half-precision weights with ``plain_trl``)."""
+    return setup.precision.trainable_bytes()
+
+
+def _autocast_over_fp32(setup: TrainSetup) -> bool:
+    """Full SFT on fp32 master weights under autocast: the embedding output (and with it the
+    residual stream) is fp32, and autocast casts every linear weight to half precision."""
+    prec = setup.precision
+    return setup.method == "full" and prec.load == "fp32" and prec.autocast != "none"
 
 
 def _optimizer_bytes(
@@ -490,15 +517,17 @@ def layer_activation_bytes(shape: ModelShape, setup: TrainSetup, seq_len: int) -
     SDPA/flash/flex keep q, k, v, the output and a log-sum-exp, eager also the S x S scores.
     """
     a = _compute_bytes(setup)
+    resid = 4 if _autocast_over_fp32(setup) else a  # dtype of the residual stream
     h, i = shape.hidden_size, shape.intermediate_size
     full = setup.method == "full"
     targets = [] if full else shape.lora_targets(setup.lora_targets)
-    # PEFT's input cast: fp32 adapters, bf16 activations -> one copy per wrapped module
-    adapter_copy = setup.method == "lora" and setup.dtype != "fp32"
+    # PEFT's input cast: fp32 adapters, half-precision activations -> one copy per module
+    prec = setup.precision
+    adapter_copy = not full and prec.trainable == "fp32" and prec.autocast != "none"
     r = setup.lora_r
     per_tok = 0
     # Norms: fp32 upcast of the input (+ the rsqrt); full SFT also keeps the normalised input
-    per_tok += shape.norms_per_layer * (4 * h + 4 + (a * h if full else 0))
+    per_tok += shape.norms_per_layer * (4 * h + 4 + (resid * h if full else 0))
     # Inputs kept for weight gradients (shared by the modules of one group)
     group_in = {"attn_in": a * h, "attn_out": 0, "mlp_in": a * h, "mlp_out": a * i}
     kept: set[str] = set()
@@ -515,6 +544,12 @@ def layer_activation_bytes(shape: ModelShape, setup: TrainSetup, seq_len: int) -
             if setup.lora_dropout > 0:
                 per_tok += (a + 1) * lin.in_features
     per_tok += sum(group_in[g] for g in kept)
+    if full and resid == 4:
+        # autocast casts the fp32 normalised input once per linear (it caches only weights):
+        # q, k and v (gate and up) each keep their own half-precision copy
+        for g in ("attn_in", "mlp_in"):
+            n = sum(1 for lin in shape.linears() if lin.group == g)
+            per_tok += group_in[g] * (n - 1)
     # Attention
     q, kv = shape.q_dim, shape.kv_dim
     if setup.attn_impl == "eager":
@@ -534,7 +569,10 @@ def estimate(shape: ModelShape, setup: TrainSetup) -> MemoryEstimate:
     """Peak training memory of ``setup`` on ``shape``, per GPU."""
     a = _compute_bytes(setup)
     h, i, L, V = shape.hidden_size, shape.intermediate_size, shape.num_layers, shape.vocab_size
-    notes: list[str] = []
+    prec = setup.precision
+    notes: list[str] = [f"precision: {prec.describe()} ({prec.reason})"]
+    over_fp32 = _autocast_over_fp32(setup)
+    resid = 4 if over_fp32 else a  # the residual stream (block inputs, final norm)
     dpo = setup.objective == "dpo"
     # DPO concatenates chosen and rejected: twice the sequences through the policy
     tokens = setup.micro_batch * setup.seq_len * (2 if dpo else 1)
@@ -547,13 +585,29 @@ def estimate(shape: ModelShape, setup: TrainSetup) -> MemoryEstimate:
     tb = _trainable_dtype_bytes(setup)
     adapters = 0 if setup.method == "full" else n_train * tb
     if setup.method == "lora" and tb == 4 and setup.dtype != "fp32":
-        notes.append("PEFT upcasts LoRA weights to fp32 on a bf16 base (autocast_adapter_dtype)")
+        notes.append(
+            f"PEFT upcasts LoRA weights to fp32 on a {prec.load} base (autocast_adapter_dtype)"
+        )
     grads = n_train * tb // shard
     opt_in, opt_paged = _optimizer_bytes(
         n_train, _trainable_tensor_sizes(shape, setup), tb, setup.optim
     )
     opt_in //= shard
     opt_paged //= shard
+    # torch's foreach AdamW (adamw_torch on CUDA) builds sqrt(exp_avg_sq) for every parameter
+    # at once: one parameter-sized temporary at the step (the fused kernel makes none)
+    step_temp = n_train * tb // shard if setup.optim == "adamw_torch" else 0
+    # Autocast's half-precision copies of the linear weights (fp32 master weights only): all
+    # of them at the end of the forward (cached until autocast exits, or saved for backward),
+    # one block's during a checkpointed backward
+    layer_lin = sum(lin.in_features * lin.out_features for lin in shape.linears())
+    casts_all = L * layer_lin * a // shard if over_fp32 else 0
+    casts_layer = layer_lin * a if over_fp32 else 0
+    if over_fp32:
+        notes.append(
+            f"full SFT: fp32 master weights, gradients and AdamW states; autocast holds a "
+            f"{prec.autocast} copy of every linear weight at the end of the forward"
+        )
     reference = 0
     if dpo and setup.method == "full":
         reference = weights  # a frozen copy of the policy
@@ -564,20 +618,20 @@ def estimate(shape: ModelShape, setup: TrainSetup) -> MemoryEstimate:
     per_tok, per_layer_const = layer_activation_bytes(shape, setup, setup.seq_len)
     layer_act = per_tok * tokens + per_layer_const
     # Around the blocks: the final norm and the fused head's compacted hidden states
-    outer = tokens * (4 * h + 4 + a * h + a * h + 7 * 4)
+    outer = tokens * (4 * h + 4 + resid * h + resid * h + 7 * 4)
     if setup.grad_ckpt:
-        saved = L * tokens * a * h + outer  # each block's input, non-reentrant checkpointing
+        saved = L * tokens * resid * h + outer  # each block's input, non-reentrant checkpointing
         recompute = layer_act
     else:
         saved = L * layer_act + outer
         recompute = 0
-    bwd_ws = tokens * a * (BWD_HIDDEN_FACTOR * h + BWD_INTERMEDIATE_FACTOR * i)
+    bwd_ws = tokens * (BWD_HIDDEN_FACTOR * resid * h + BWD_INTERMEDIATE_FACTOR * a * i)
     # TRL's chunked fused LM head: one [4096 x 32768] tile, fp32 grad of the hidden states and,
     # when the head is trained (full SFT), an fp32 gradient of the whole head plus its cast.
     tile = min(tokens, HEAD_TOKEN_CHUNK) * min(V, HEAD_VOCAB_CHUNK) * a
     head_bwd = tile + tokens * h * 4
-    if setup.method == "full":
-        head_bwd += V * h * (4 + a)
+    if setup.method == "full":  # fp32 gradient of the head, cast to half-precision weights
+        head_bwd += V * h * (4 + (0 if prec.trainable == "fp32" else a))
     base = {
         "weights": weights,
         "trainable_params": adapters,
@@ -588,27 +642,38 @@ def estimate(shape: ModelShape, setup: TrainSetup) -> MemoryEstimate:
     lora_grads = 0 if setup.method == "full" else grads
     phases: dict[str, dict[str, int]] = {
         # end of forward / start of backward: every saved activation plus the head's backward
-        "backward start": {**base, "activations": saved, "logits_and_loss": head_bwd},
+        "backward start": {
+            **base,
+            "weight_casts": casts_all,
+            "activations": saved,
+            "logits_and_loss": head_bwd,
+        },
         # inside a block's backward: its recomputed activations and the gradients flowing
         "backward": {
             **base,
+            "weight_casts": casts_layer if setup.grad_ckpt else casts_all,
             "gradients": lora_grads,
             "activations": saved + recompute + bwd_ws,
         },
         # optimizer step: weights, gradients and states together
-        "optimizer step": {**base, "gradients": grads},
+        "optimizer step": {
+            **base,
+            "gradients": grads,
+            "optimizer_states": opt_in + step_temp,
+        },
     }
     if setup.grad_ckpt and setup.method == "full":
         # checkpoints are freed as gradients appear: at the first block almost all grads exist
         phases["backward"] = {
             **base,
+            "weight_casts": casts_layer,
             "gradients": grads,
-            "activations": recompute + bwd_ws + tokens * a * h,
+            "activations": recompute + bwd_ws + tokens * resid * h,
         }
     if setup.method == "qlora":
         # loading: each bf16 tensor lands on the GPU before bitsandbytes quantizes it
         largest = max(lin.in_features * lin.out_features for lin in shape.linears())
-        phases["loading"] = {"weights": weights, "workspace": 4 * largest * 2}
+        phases["loading"] = {"weights": weights, "workspace": 4 * largest * prec.weight_bytes()}
     phase = max(phases, key=lambda k: sum(phases[k].values()))
     components = dict.fromkeys(_COMPONENTS, 0)
     components.update(phases[phase])
