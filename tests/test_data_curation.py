@@ -21,7 +21,20 @@ def _items(rows: list[dict]) -> list[Item]:
 def test_strip_html_keeps_code_and_comparisons() -> None:
     assert strip_html("<p>Hello&nbsp;<b>world</b></p>") == "Hello\xa0world\n"
     assert strip_html("if a < b and List<int> x") == "if a < b and List<int> x"
-    assert strip_html("<script>alert(1)</script>ok") == "ok"
+    # a script is code, not stray markup: kept (the answer may be the script)
+    assert strip_html("<script>alert(1)</script>ok") == "<script>alert(1)</script>ok"
+
+
+def test_strip_html_leaves_inline_and_fenced_code_alone() -> None:
+    assert strip_html("use the `<hr>` HTML tag") == "use the `<hr>` HTML tag"
+    fenced = "Page:\n```html\n<div id=\"a\">\n  <p>hi</p>\n</div>\n<script>go();</script>\n```\n"
+    assert strip_html(fenced + "<b>done</b>") == fenced + "done"
+    assert strip_html("~~~\n<br>\n~~~") == "~~~\n<br>\n~~~"
+    jsx = "return <Button className={s.x}>Go</Button>;"
+    assert strip_html(jsx) == jsx
+    page = "<!DOCTYPE html>\n<html><body><p>x</p></body></html>"
+    assert strip_html(page) == page
+    assert strip_html("Hello <b>there</b> and `<i>` stays") == "Hello there and `<i>` stays"
 
 
 def test_whitespace_keeps_indentation() -> None:

@@ -83,6 +83,20 @@ class StepReport:
         return f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
 
 
+class CurationEmptyError(TuituneError):
+    """Curation left no training rows; ``report`` says which steps removed them."""
+
+    def __init__(self, report: CurationReport, **kwargs: Any) -> None:
+        self.report = report
+        drops = [f"{s.title}: {s.dropped}" for s in report.steps if s.dropped]
+        super().__init__(
+            f"no training rows left after curation ({report.rows_in} in; removed by "
+            + ("; ".join(drops) or "the split")
+            + ")",
+            **kwargs,
+        )
+
+
 @dataclass
 class CurationReport:
     """All steps, in order, with the row counts before and after."""
@@ -172,17 +186,51 @@ _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,10});")
 _BLOCK_BREAK = re.compile(r"<(?:br|/p|/div|/li|/h[1-6]|/tr)\b[^>]*>", re.IGNORECASE)
 
 
+# Code is never stripped: fenced blocks and inline backticks are set aside first, and a text
+# that still looks like code (a page, a script, JSX, statements ending in ; or {) is left
+# whole, since "use the `<hr>` tag" or an HTML answer means the markup *is* the content.
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)", re.DOTALL | re.M)
+_INLINE = re.compile(r"(`+)[^`\n]+?\1")
+_CODE_LIKE = re.compile(
+    r"<!doctype|<html\b|<\?php|<script\b|<style\b|<template\b"
+    r"|\bclass(?:Name)?=[\"'{]|\bonclick=|<[a-z][^<>]*\{\{",
+    re.IGNORECASE,
+)
+_COMPONENT = re.compile(r"<[A-Z][a-z]+[A-Za-z]*[\s/>]")  # JSX / Vue components
+_STATEMENT = re.compile(r"[;{}]\s*$", re.M)
+_HOLD = "\ue000"
+
+
+def looks_like_code(text: str) -> bool:
+    """True for text that is code or a markup document rather than prose with stray tags."""
+    if _CODE_LIKE.search(text) or _COMPONENT.search(text):
+        return True
+    return len(_STATEMENT.findall(text)) >= 2
+
+
 def strip_html(text: str) -> str:
-    """Remove HTML tags, comments, script/style blocks and entities; code in backticks and
-    angle brackets used as text (``a < b``, ``<T>`` in generics) are left alone."""
+    """Remove HTML tags, comments and entities from prose. Code is left alone: fenced
+    blocks, inline backticks, angle brackets used as text (``a < b``, ``<T>`` in generics)
+    and any text that looks like code (``looks_like_code``) are kept as written."""
     if "<" not in text and "&" not in text:
         return text
-    out = _SCRIPT.sub("", text)
+    held: list[str] = []
+
+    def hold(m: re.Match[str]) -> str:
+        held.append(m.group(0))
+        return f"{_HOLD}{len(held) - 1}{_HOLD}"
+
+    work = _INLINE.sub(hold, _FENCE.sub(hold, text)) if "`" in text or "~~~" in text else text
+    if _HOLD in text or looks_like_code(work):
+        return text
+    out = _SCRIPT.sub("", work)
     out = _COMMENT.sub("", out)
     out = _BLOCK_BREAK.sub(lambda m: m.group(0) + "\n", out)
     out = _TAG.sub("", out)
     if _ENTITY.search(out):
         out = html.unescape(out)
+    if held:
+        out = re.sub(f"{_HOLD}(\\d+){_HOLD}", lambda m: held[int(m.group(1))], out)
     return out
 
 
@@ -247,7 +295,12 @@ def broken_reason(row: dict[str, Any], fmt: str) -> str | None:
     return None
 
 
-def _conversation_problem(msgs: list[dict[str, str]]) -> str | None:
+def _trained(m: dict[str, Any]) -> bool:
+    """A turn carries loss: its weight when given, else assistant turns only."""
+    return bool(m.get("weight", 1 if m["role"] == "assistant" else 0))
+
+
+def _conversation_problem(msgs: list[dict[str, Any]]) -> str | None:
     if not msgs:
         return "empty conversation"
     turns = [m for m in msgs if m["role"] != "system"]
@@ -265,10 +318,13 @@ def _conversation_problem(msgs: list[dict[str, str]]) -> str | None:
         if m["role"] == prev and m["role"] in ("user", "assistant"):
             return f"two {m['role']} turns in a row"
         prev = m["role"]
-    if not turns[last_assistant]["content"].strip():
+    last = turns[last_assistant]
+    if not last["content"].strip() and not last.get("tool_calls"):
         return "empty assistant answer"
     if last_assistant != len(turns) - 1:
         return f"ends with a {turns[-1]['role']} turn after the last answer"
+    if not any(_trained(m) for m in turns):
+        return "no trained turn (every assistant turn has weight 0)"
     if any(not m["content"].strip() for m in turns if m["role"] == "user"):
         return "empty user turn"
     return None

@@ -1,4 +1,12 @@
-"""Read training rows from JSONL, JSON, CSV, Parquet and ``save_to_disk`` directories.
+"""Read training rows from JSONL, JSON, CSV, Parquet, plain text and ``save_to_disk`` folders.
+
+A folder holding LLaMA-Factory's ``dataset_info.json`` (not a saved dataset: that one has a
+``state.json`` or ``dataset_dict.json``) reads the file its one local entry names; the entry's
+column mapping is applied by ``prepare`` (``mapping.entry_for``). Plain ``.txt`` files are
+documents for continued pre-training: one per blank-line-separated block, or one per line
+when the file has no blank line (the ``datasets`` text loader's and LLaMA-Factory's
+``wiki_demo.txt`` convention), or the whole file (``text_unit="document"``). Only regular
+files are opened: a FIFO or device named ``.jsonl`` is refused instead of read forever.
 
 Rows are yielded one at a time (JSONL, CSV and Parquet are streamed) so a large file never
 has to fit in memory twice. Every bad row carries its file and line: with
@@ -12,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +30,8 @@ from tuitune.core.errors import TuituneError
 
 ON_BAD_ROWS = ("stop", "skip")
 MAX_LISTED = 50
-SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".txt")
+TEXT_UNITS = ("auto", "paragraph", "line", "document")
 
 
 @dataclass(frozen=True)
@@ -90,13 +100,27 @@ class _Sink:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to read: plain files as given; a ``save_to_disk`` directory as itself; any other
+    """Files to read: plain files as given; a ``save_to_disk`` directory as itself; a folder
+    with LLaMA-Factory's dataset_info.json as the file of its one local entry; any other
     directory expands to the data files directly inside it, sorted."""
+    from tuitune.core.data import mapping
+
     out: list[Path] = []
     for raw in paths:
         p = Path(raw).expanduser()
         if not p.exists():
             raise TuituneError("file not found", path=p, fix="check the path")
+        if p.name == mapping.INFO_FILE and mapping.is_llamafactory_info(p):
+            p = p.parent
+        if p.is_dir() and mapping.is_llamafactory_info(p / mapping.INFO_FILE):
+            out.append(_llamafactory_file(p))
+            continue
+        if not p.is_dir() and not stat.S_ISREG(p.stat().st_mode):
+            raise TuituneError(
+                "not a regular file (a FIFO, device or socket): it cannot be read as data",
+                path=p,
+                fix="save the data to a file first",
+            )
         if p.is_dir() and not is_saved_dataset(p):
             found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
             if not found:
@@ -113,23 +137,50 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def is_saved_dataset(path: Path) -> bool:
-    """True for a directory written by ``datasets``' ``save_to_disk`` (Dataset or DatasetDict)."""
-    return path.is_dir() and any(
-        (path / n).is_file() for n in ("state.json", "dataset_dict.json", "dataset_info.json")
+def _llamafactory_file(folder: Path) -> Path:
+    from tuitune.core.data import mapping
+
+    entries = mapping.local_entries(folder)
+    if len(entries) == 1:
+        return next(iter(entries.values()))
+    names = ", ".join(sorted(entries)[:8]) + (", ..." if len(entries) > 8 else "")
+    raise TuituneError(
+        f"dataset_info.json lists {len(entries)} local datasets"
+        + (f" ({names})" if entries else " (its entries name no file in this folder)"),
+        path=folder / mapping.INFO_FILE,
+        fix="pass the data file itself (FOLDER/FILE): its entry in dataset_info.json is read",
     )
 
 
+def is_saved_dataset(path: Path) -> bool:
+    """True for a directory written by ``datasets``' ``save_to_disk`` (Dataset or DatasetDict);
+    a LLaMA-Factory dataset_info.json alone does not make one."""
+    if not path.is_dir():
+        return False
+    if any((path / n).is_file() for n in ("state.json", "dataset_dict.json")):
+        return True
+    from tuitune.core.data import mapping
+
+    info = path / mapping.INFO_FILE
+    return info.is_file() and not mapping.is_llamafactory_info(info)
+
+
 def iter_rows(
-    paths: Iterable[str | Path], *, on_bad_rows: str = "stop", report: LoadReport | None = None
+    paths: Iterable[str | Path],
+    *,
+    on_bad_rows: str = "stop",
+    report: LoadReport | None = None,
+    text_unit: str = "auto",
 ) -> Iterator[Row]:
     """Yield every row of every file in order; bad rows follow ``on_bad_rows``."""
     report = report if report is not None else LoadReport()
     sink = _Sink(on_bad_rows, report)
+    if text_unit not in TEXT_UNITS:
+        raise TuituneError(f"unknown text unit {text_unit!r}", fix=f"use {', '.join(TEXT_UNITS)}")
     for path in expand_paths(paths):
         report.files.append(str(path))
         before = report.rows + report.bad
-        for row in _iter_file(path, sink):
+        for row in _iter_file(path, sink, text_unit):
             report.rows += 1
             yield row
         if report.rows + report.bad == before:
@@ -146,7 +197,7 @@ def load_rows(
     return rows, report
 
 
-def _iter_file(path: Path, sink: _Sink) -> Iterator[Row]:
+def _iter_file(path: Path, sink: _Sink, text_unit: str = "auto") -> Iterator[Row]:
     if path.is_dir():
         yield from _iter_saved(path, sink)
         return
@@ -159,6 +210,8 @@ def _iter_file(path: Path, sink: _Sink) -> Iterator[Row]:
         yield from _iter_csv(path, sink, delimiter="\t" if suffix == ".tsv" else ",")
     elif suffix == ".parquet":
         yield from _iter_parquet(path, sink)
+    elif suffix == ".txt":
+        yield from _iter_text(path, sink, text_unit)
     else:
         raise TuituneError(
             f"unsupported file type {suffix or '(none)'}",
@@ -188,6 +241,9 @@ def _iter_jsonl(path: Path, sink: _Sink) -> Iterator[Row]:
                 data = json.loads(text)
             except json.JSONDecodeError as e:
                 sink.bad(path, lineno, f"invalid JSON: {e.msg} at column {e.colno}")
+                continue
+            except RecursionError:
+                sink.bad(path, lineno, _TOO_DEEP)
                 continue
             if not isinstance(data, dict):
                 sink.bad(path, lineno, f"row is a JSON {type(data).__name__}, expected an object")
@@ -221,12 +277,11 @@ def _iter_json(path: Path, sink: _Sink) -> Iterator[Row]:
             return
         sink.bad(path, e.lineno, f"invalid JSON: {e.msg} at column {e.colno}")
         return
+    except RecursionError:
+        sink.bad(path, 1, _TOO_DEEP)
+        return
     if isinstance(data, dict):
-        lists = [k for k, v in data.items() if isinstance(v, list)]
-        if len(lists) == 1 and all(isinstance(x, dict) for x in data[lists[0]][:10]):
-            data = data[lists[0]]  # {"data": [...]} wrappers
-        else:
-            data = [data]
+        data = _unwrap(data)
     if not isinstance(data, list):
         sink.bad(path, 1, "top level is not a list of objects")
         return
@@ -237,13 +292,62 @@ def _iter_json(path: Path, sink: _Sink) -> Iterator[Row]:
         yield Row(str(path), i, item)
 
 
+_TOO_DEEP = "JSON nested too deeply to read (over Python's recursion limit of about 1,000)"
+
+
+def _unwrap(data: dict[str, Any]) -> list[Any]:
+    """A top-level object: a ``{"data": [...rows]}`` wrapper is unwrapped; one row (say
+    ``{"conversations": [...turns]}``) stays one row."""
+    from tuitune.core.data.formats import CHAT_KEYS
+
+    lists = [k for k, v in data.items() if isinstance(v, list)]
+    if len(lists) != 1 or lists[0] in (*CHAT_KEYS, "chosen", "rejected", "prompt", "completion"):
+        return [data]
+    items = data[lists[0]]
+    if not all(isinstance(x, dict) for x in items[:10]):
+        return [data]
+    turn_keys = ("role", "from", "content", "value")
+    if items and all(any(k in x for k in turn_keys) for x in items[:10]):
+        return [data]  # a list of turns: the object is one conversation
+    return items
+
+
+def _iter_text(path: Path, sink: _Sink, unit: str) -> Iterator[Row]:
+    text = _decode_whole(path, sink)
+    if text is None or not text.strip():
+        return
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if unit == "auto":
+        inner = [ln for ln in lines if ln.strip()]
+        has_blank = any(not ln.strip() for ln in lines[: len(lines) - 1]) and len(inner) > 1
+        unit = "paragraph" if has_blank else "line"
+    if unit == "document":
+        yield Row(str(path), 1, {"text": text.strip()})
+        return
+    if unit == "line":
+        for lineno, line in enumerate(lines, start=1):
+            if line.strip():
+                yield Row(str(path), lineno, {"text": line.strip()})
+        return
+    block: list[str] = []
+    start = 1
+    for lineno, line in enumerate([*lines, ""], start=1):
+        if line.strip():
+            if not block:
+                start = lineno
+            block.append(line)
+        elif block:
+            yield Row(str(path), start, {"text": "\n".join(block).strip()})
+            block = []
+
+
 def _cell(value: str) -> Any:
     """CSV cells holding JSON (a messages list, say) are parsed; others stay text."""
     v = value.strip()
     if v[:1] in ("[", "{"):
         try:
             return json.loads(v)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     if v in ("true", "True", "false", "False"):
         return v.lower() == "true"

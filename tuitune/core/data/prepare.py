@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.atomic import write_bytes_atomic, write_json_atomic
-from tuitune.core.data.curation import CurationReport, Item, curate
-from tuitune.core.data.formats import SOURCE_FORMATS, TARGET_OF, FormatGuess, RowError, convert_row
+from tuitune.core.data.curation import CurationEmptyError, CurationReport, Item, curate, row_text
+from tuitune.core.data.formats import (
+    SOURCE_FORMATS,
+    TARGET_OF,
+    FormatGuess,
+    Notes,
+    RowError,
+    convert_row,
+    is_kept_notice,
+)
 from tuitune.core.data.formats import detect_format as _detect
 from tuitune.core.data.loading import LoadReport, Row, iter_rows
+from tuitune.core.data.mapping import ColumnMap, entry_for, parse_columns
 from tuitune.core.data.mixture import mix_general, parse_mix_option
 from tuitune.core.errors import TuituneError
 
@@ -53,6 +63,8 @@ class PreparedData:
     mixed_dropped: int = 0
     warnings: list[str] = field(default_factory=list)
     train_lengths: list[int] | None = None  # tokens per training row, when a tokenizer ran
+    kept: list[str] = field(default_factory=list)  # what beyond text was kept (tools, ...)
+    mappings: list[str] = field(default_factory=list)  # column mappings applied, described
 
 
 def _sha256(path: Path) -> str:
@@ -76,21 +88,69 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _mapping_for(path: str, user: ColumnMap | None, cache: dict[str, ColumnMap | None]) -> Any:
+    if user is not None:
+        return user
+    if path not in cache:
+        cache[path] = entry_for(Path(path))
+    return cache[path]
+
+
 def read_and_convert(
     paths: Sequence[str | Path],
     *,
     fmt: str = "auto",
     on_bad_rows: str = "stop",
     load: LoadReport | None = None,
+    columns: ColumnMap | str | dict[str, str] | None = None,
+    text_unit: str = "auto",
+    notes: Notes | None = None,
+    mappings: list[str] | None = None,
 ) -> tuple[list[Item], FormatGuess, int]:
     """Load rows and convert them to standard form.
 
     Returns the items, the format guess (forced when ``fmt`` names a source format) and the
     number of rows dropped because they were in another format than the majority (mixed
-    files; those are bad rows, so ``on_bad_rows="stop"`` refuses them).
+    files; those are bad rows, so ``on_bad_rows="stop"`` refuses them). ``columns`` renames
+    each row's columns first (``mapping.parse_columns``); without it, a LLaMA-Factory
+    dataset_info.json beside a file supplies that file's mapping. ``notes`` (message ->
+    rows) collects what rows carried beyond trained text; ``mappings`` the mappings used.
     """
     load = load if load is not None else LoadReport()
-    rows: list[Row] = list(iter_rows(paths, on_bad_rows=on_bad_rows, report=load))
+    user_map = columns if isinstance(columns, ColumnMap) or columns is None else None
+    if user_map is None and columns is not None:
+        user_map = parse_columns(columns)  # type: ignore[arg-type]
+    stop = on_bad_rows == "stop"
+
+    def bad(r: Row, e: RowError) -> None:
+        if stop:
+            raise TuituneError(
+                str(e),
+                path=r.path,
+                line=r.line,
+                fix="correct the row, or choose to skip bad rows (they are counted)",
+            ) from None
+        load.bad += 1
+        if len(load.bad_rows) < 50:
+            from tuitune.core.data.loading import BadRow
+
+            load.bad_rows.append(BadRow(r.path, r.line, str(e)))
+
+    cache: dict[str, ColumnMap | None] = {}
+    rows: list[Row] = []
+    used: dict[str, None] = {}
+    for r in iter_rows(paths, on_bad_rows=on_bad_rows, report=load, text_unit=text_unit):
+        mapping = _mapping_for(r.path, user_map, cache)
+        if mapping is not None:
+            used[mapping.describe()] = None
+            try:
+                r = Row(r.path, r.line, mapping.apply(r.data))
+            except RowError as e:
+                bad(r, e)
+                continue
+        rows.append(r)
+    if mappings is not None:
+        mappings.extend(used)
     if not rows:
         raise TuituneError("no usable rows", path=paths[0] if paths else None)
     sample = [r.data for r in _spread(rows, DETECT_SAMPLE)]
@@ -111,9 +171,9 @@ def read_and_convert(
             f"supported format is {guess.nearest}; first row: {json.dumps(guess.sample)[:200]}",
             path=first.path,
             line=first.line,
-            fix="rename the columns to a supported format (see `tuitune data check --help`)",
+            fix="map the columns, e.g. --columns prompt=question,completion=answer "
+            "(in a session: data.columns), or rename them",
         )
-    stop = on_bad_rows == "stop"
     items: list[Item] = []
     mixed = 0
     from tuitune.core.data.formats import detect_row
@@ -124,23 +184,67 @@ def read_and_convert(
             if kind is not None and TARGET_OF.get(kind) != guess.target and fmt == "auto":
                 mixed += 1
                 raise RowError(f"row is {kind}, the file is {guess.name} (mixed formats)")
-            converted = convert_row(r.data, guess.name if kind is None or fmt != "auto" else kind)
+            source = guess.name if kind is None or fmt != "auto" else kind
+            converted = convert_row(r.data, source, notes)
         except RowError as e:
-            if stop:
-                raise TuituneError(
-                    str(e),
-                    path=r.path,
-                    line=r.line,
-                    fix="correct the row, or choose to skip bad rows (they are counted)",
-                ) from None
-            load.bad += 1
-            if len(load.bad_rows) < 50:
-                from tuitune.core.data.loading import BadRow
-
-                load.bad_rows.append(BadRow(r.path, r.line, str(e)))
+            bad(r, e)
             continue
         items.append(Item(f"{Path(r.path).name}:{r.line}", converted))
     return items, guess, mixed
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+_MEDIA_TOKEN = re.compile(r"<(image|video|audio)>")
+
+
+def content_warnings(items: Sequence[Item], target: str) -> list[str]:
+    """What in the text itself will not train as the user expects: ``{{placeholder}}``
+    templates left unfilled, literal ``<image>`` tokens whose media is dropped, KTO labels
+    that supervised training cannot use."""
+    out: list[str] = []
+    names: dict[str, None] = {}
+    placeholder_rows = media_rows = 0
+    media: dict[str, None] = {}
+    for it in items:
+        text = row_text(it.row)
+        found = _PLACEHOLDER.findall(text)
+        if found:
+            placeholder_rows += 1
+            names.update(dict.fromkeys(found))
+        kinds = _MEDIA_TOKEN.findall(text)
+        if kinds:
+            media_rows += 1
+            media.update(dict.fromkeys(kinds))
+    if placeholder_rows:
+        shown = ", ".join("{{" + n + "}}" for n in list(names)[:5])
+        out.append(
+            f"{placeholder_rows} rows contain template placeholders ({shown}): they would be "
+            "trained literally; fill them in first (LLaMA-Factory's identity.json expects it)"
+        )
+    if media_rows:
+        shown = ", ".join(f"<{k}>" for k in media)
+        out.append(
+            f"{media_rows} rows contain the literal {shown} placeholder: the media is not "
+            "loaded (text-only training), so the text trains with the placeholder in it"
+        )
+    if target == "unpaired_preference":
+        bad = sum(1 for it in items if it.row.get("label") is False)
+        good = len(items) - bad
+        out.append(
+            f"unpaired preference (KTO): {good} desirable and {bad} undesirable answers; "
+            "tuitune has no KTO trainer: supervised fine-tuning trains the desirable answers "
+            "only and leaves the undesirable ones out"
+        )
+    return out
+
+
+def notes_summary(notes: Notes, rows: int) -> tuple[list[str], list[str]]:
+    """(warnings, kept) lines from conversion notes, each with the number of rows."""
+    warnings, kept = [], []
+    for message, n in notes.items():
+        line = f"{message} [{n} of {rows} rows]"
+        (kept if is_kept_notice(message) else warnings).append(line)
+    return warnings, kept
 
 
 def _spread(rows: Sequence[Row], n: int) -> list[Row]:
@@ -151,12 +255,18 @@ def _spread(rows: Sequence[Row], n: int) -> list[Row]:
     return [rows[int(i * step)] for i in range(n)]
 
 
-def split_items(items: list[Item], val_ratio: float, seed: int) -> tuple[list[Item], list[Item]]:
-    """A seeded shuffle-split; at least one validation row when ``val_ratio`` > 0."""
+def check_val_ratio(val_ratio: float) -> None:
+    """The validation share must be 0-0.5 (the CLI's help says the same)."""
     if not MIN_VAL <= val_ratio <= MAX_VAL:
         raise TuituneError(
-            f"validation share {val_ratio} is out of range", fix="use 0.1-0.2 (0 for none)"
+            f"validation share {val_ratio} is out of range 0-0.5",
+            fix="use 0-0.5 (0.1-0.2 is typical; 0 for no validation split)",
         )
+
+
+def split_items(items: list[Item], val_ratio: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """A seeded shuffle-split; at least one validation row when ``val_ratio`` > 0."""
+    check_val_ratio(val_ratio)
     if val_ratio == 0 or len(items) < 2:
         return list(items), []
     order = list(range(len(items)))
@@ -198,8 +308,14 @@ def prepare_data(
     max_length: int | None = None,
     tokenizer: Any = None,
     progress: Callable[[str], None] | None = None,
+    columns: ColumnMap | str | dict[str, str] | None = None,
+    text_unit: str = "auto",
 ) -> PreparedData:
     """Load, convert, curate and split the user's data into ``out_dir``; return what was done.
+
+    ``columns`` maps non-standard column names (``"prompt=question,completion=answer"``);
+    ``text_unit`` says how ``.txt`` files split into documents (``loading.TEXT_UNITS``).
+    Curation that leaves nothing raises ``CurationEmptyError`` carrying the report.
 
     ``fmt`` is ``"auto"`` or a source format (``formats.SOURCE_FORMATS``). ``on_bad_rows`` is
     ``"stop"`` (first bad row raises TuituneError with file and line) or ``"skip"``.
@@ -210,22 +326,53 @@ def prepare_data(
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TuituneError(
+            "the output folder is an existing file",
+            path=out_dir,
+            fix="give a folder (it is created) for train.jsonl, eval.jsonl and manifest.json",
+        )
+    check_val_ratio(val_ratio)
     train_paths = [Path(p) for p in train_paths]
     eval_paths = [Path(p) for p in eval_paths]
     say = progress or (lambda _msg: None)
     say("Loading data")
     load = LoadReport()
-    items, guess, mixed = read_and_convert(train_paths, fmt=fmt, on_bad_rows=on_bad_rows, load=load)
+    notes: Notes = {}
+    mappings: list[str] = []
+    items, guess, mixed = read_and_convert(
+        train_paths,
+        fmt=fmt,
+        on_bad_rows=on_bad_rows,
+        load=load,
+        columns=columns,
+        text_unit=text_unit,
+        notes=notes,
+        mappings=mappings,
+    )
+    warnings, kept = notes_summary(notes, len(items))
+    warnings += content_warnings(items, guess.target)
     if tokenizer is None and tokenizer_dir is not None:
         say("Loading the tokenizer")
         tokenizer = load_tokenizer(tokenizer_dir)
     items, report = curate(
         items, guess.target, curation, tokenizer=tokenizer, max_length=max_length, progress=say
     )
-    warnings: list[str] = []
+    dup = sum(s.dropped for s in report.steps if s.name in ("dedup_exact", "dedup_near"))
+    if dup and dup * 5 >= report.rows_in:
+        warnings.append(
+            f"{dup} of {report.rows_in} rows were duplicates ({report.rows_in} -> "
+            f"{report.rows_in - dup} after deduplication): the file may repeat a few examples "
+            "many times; check how it was made"
+        )
     if eval_paths:
         ev_items, ev_guess, _ = read_and_convert(
-            eval_paths, fmt=fmt, on_bad_rows=on_bad_rows, load=load
+            eval_paths,
+            fmt=fmt,
+            on_bad_rows=on_bad_rows,
+            load=load,
+            columns=columns,
+            text_unit=text_unit,
         )
         if ev_guess.target != guess.target:
             raise TuituneError(
@@ -245,10 +392,10 @@ def prepare_data(
     else:
         train, val = split_items(items, val_ratio, seed)
     if not train:
-        raise TuituneError(
-            "no training rows left after curation",
+        raise CurationEmptyError(
+            report,
             path=train_paths[0],
-            fix="check the curation report (tuitune data check) and relax a step",
+            fix="see the curation report above (tuitune data check prints it) and relax a step",
         )
     train_rows = [it.row for it in train]
     mixture: dict[str, Any] | None = None
@@ -285,6 +432,8 @@ def prepare_data(
             "confidence": round(guess.confidence, 3),
             "reason": guess.reason,
             "mixed": guess.mixed,
+            "mappings": mappings,
+            "kept": kept,
         },
         "loading": load.to_dict(),
         "curation": report.to_dict(),
@@ -315,6 +464,8 @@ def prepare_data(
         eval_rows=len(val),
         mixed_dropped=mixed,
         warnings=warnings,
+        kept=kept,
+        mappings=mappings,
         train_lengths=[it.tokens for it in train]
         if mixture is None and all(it.tokens is not None for it in train)
         else None,
