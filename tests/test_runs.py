@@ -115,9 +115,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_model, data, tmp_pa
             os.kill(read_run_json(run)["pid"], signal.SIGKILL)
 
     final = wait_run(run, on_event=kill_after_checkpoint_4, poll=0.02)
-    assert final["type"] == "error" and final["orphaned"] is True
-    assert run_state(run) == "orphaned"
-    assert [r.state for r in list_runs(tmp_path) if r.run.id == "killed"] == ["orphaned"]
+    assert final["type"] == "error" and final["kind"] == "killed"
+    assert "SIGKILL" in final["message"]  # we launched it, so its exit status is known
+    assert run_state(run) == "killed"
+    assert [r.state for r in list_runs(tmp_path) if r.run.id == "killed"] == ["killed"]
     # A checkpoint the kill tore apart (no trainer_state.json) must not be resumed from.
     torn = run.checkpoints / "checkpoint-6"
     if not (torn / "trainer_state.json").exists():
@@ -157,5 +158,5 @@ def test_runs_command_lists_states(tiny_model, data, tmp_path, capsys):  # noqa:
     assert cli(["runs", "--out", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out
     assert "done" in out and "finished" in out and "1/1" in out
-    assert "ghost" in out and "orphaned" in out
+    assert "ghost" in out and "killed" in out
     assert cli(["resume", str(run.root)]) == 2  # finished runs are not resumed

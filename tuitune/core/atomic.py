@@ -1,6 +1,9 @@
 """Atomic file writes: write a sibling temp file, fsync, then rename over the target.
 
-A crash at any point leaves either the old file or the new one, never a torn file.
+A crash at any point leaves either the old file or the new one, never a torn file. The
+result gets the mode a plain ``open()`` would give (0666 less the umask, so 0644 usually):
+``mkstemp``'s private 0600 is right for the temp file, wrong for a report or a run.json that
+a colleague or a web server should read.
 """
 
 from __future__ import annotations
@@ -13,8 +16,26 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, creating parent directories."""
+def _umask() -> int:
+    """The process umask: from /proc on Linux (thread-safe), else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` would create: 0666 less the umask."""
+    return 0o666 & ~_umask()
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically, creating parent directories.
+
+    ``mode`` defaults to what a plain ``open()`` gives (see ``default_file_mode``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -22,6 +43,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), default_file_mode() if mode is None else mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -2,6 +2,15 @@
 
 Only the main process writes events (several processes under ``accelerate launch`` would
 otherwise write every line once each).
+
+Before each checkpoint the free disk space is compared with what a checkpoint takes (the
+last one's measured size; before the first, the trainable weights plus their two AdamW
+moments): when it would not fit, the run stops cleanly at that step instead of dying in
+the middle of ``optimizer.pt``.
+
+Test-only fault hook: ``TUITUNE_TEST_OOM=STEP[:MIN_MICRO]`` raises CUDA's out-of-memory
+error when step STEP begins while the micro-batch is at least MIN_MICRO (default 2), the
+way a real GPU runs out at a larger batch and fits at a smaller one.
 """
 
 from __future__ import annotations
@@ -93,6 +102,8 @@ class EventCallback(TrainerCallback):
         self.step = 0
         self.stopped_at: int | None = None
         self.last_checkpoint: str | None = None
+        self.checkpoint_bytes: int | None = None  # measured from the last checkpoint
+        self.disk_stop: dict[str, Any] | None = None  # why the free-space check stopped
         self._gpu = GpuUtil()
         self._t_last = time.monotonic()
         self._tokens_last = 0
@@ -136,6 +147,20 @@ class EventCallback(TrainerCallback):
             self.stop_requested = "stop requested on another process"
         return bool(flag.item())
 
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        fault = os.environ.get("TUITUNE_TEST_OOM")
+        if fault:
+            step, _, micro = fault.partition(":")
+            if state.global_step + 1 == int(step) and args.per_device_train_batch_size >= int(
+                micro or 2
+            ):
+                import torch
+
+                raise torch.OutOfMemoryError(
+                    "CUDA out of memory. Tried to allocate 2.00 GiB (injected by "
+                    f"TUITUNE_TEST_OOM at micro-batch {args.per_device_train_batch_size})"
+                )
+
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
         self.step = state.global_step
         if state.max_steps and state.global_step >= state.max_steps:
@@ -144,6 +169,32 @@ class EventCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
             self.stopped_at = state.global_step
+        if control.should_save:
+            self._check_disk(args, state, control, kwargs.get("model"))
+
+    def _check_disk(self, args: Any, state: Any, control: Any, model: Any) -> None:
+        """Skip a checkpoint that would not fit and stop, naming the free space."""
+        from tuitune.runner.train import free_bytes
+
+        needed = self.checkpoint_bytes or _estimate_checkpoint_bytes(model)
+        if not needed:
+            return
+        free = free_bytes(Path(args.output_dir))
+        margin = max(needed // 10, 64 * 2**20)
+        if free < 0 or free >= needed + margin:
+            return
+        control.should_save = False
+        control.should_training_stop = True
+        self.stopped_at = state.global_step
+        gib = 2**30
+        self.disk_stop = {
+            "reason": f"disk nearly full: {free / gib:.2f} GiB free in {args.output_dir}, "
+            f"a checkpoint needs about {(needed + margin) / gib:.2f} GiB; stopped at step "
+            f"{state.global_step} before writing it",
+            "fix": "free disk space (old runs, exports), then tuitune resume RUN",
+            "free_bytes": free,
+            "checkpoint_bytes": needed,
+        }
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
         logs = logs or {}
@@ -186,4 +237,33 @@ class EventCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.last_checkpoint = str(path)
-        self.emit("checkpoint", step=state.global_step, path=str(path))
+        size = _tree_bytes(path)
+        if size:
+            self.checkpoint_bytes = size
+        self.emit("checkpoint", step=state.global_step, path=str(path), bytes=size or None)
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for p in root.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def _estimate_checkpoint_bytes(model: Any) -> int:
+    """Before the first checkpoint: trainable weights and their two AdamW moments (fp32),
+    the full weights too for full fine-tuning, plus the tokenizer's few megabytes."""
+    if model is None:
+        return 0
+    trainable = 0
+    try:
+        for p in model.parameters():
+            if p.requires_grad:
+                trainable += p.numel() * p.element_size()
+    except Exception:  # noqa: BLE001 - an estimate only
+        return 0
+    return trainable * 3 + 16 * 2**20

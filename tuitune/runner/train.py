@@ -2,9 +2,21 @@
 final event (finished, stopped or error), whatever happens.
 
 Signals: the first SIGINT/SIGTERM finishes the current optimizer step, saves a checkpoint
-and ends with ``stopped``; a second one stops at once (the last complete checkpoint is
-still resumable). CUDA out-of-memory becomes an ``oom`` event and, when the spec allows,
-one retry per halving of the micro-batch with doubled accumulation (same effective batch).
+and ends with ``stopped`` (``by`` whoever wrote ``RUN/stop-request.json``: ``tuitune stop``,
+the wizard); a second one stops at once (the last complete checkpoint is still resumable).
+
+Out of memory loses nothing: the ``oom`` event carries the memory checklist's advice and,
+when the spec allows, the same trainer (model still loaded) continues from the last
+complete checkpoint with the micro-batch halved and accumulation doubled, so the effective
+batch, and with it the data position of every checkpoint, is unchanged. The new micro-batch
+goes into ``spec.json`` at once, so ``tuitune resume`` does not run out of memory again.
+transformers' ``auto_find_batch_size`` is not used: it multiplies the micro-batch by 0.9
+without touching accumulation (the effective batch drifts) and restarts the loop from the
+original checkpoint with the half-trained weights.
+
+A full disk is named as such, with the free space: a ballast file in the run directory is
+given up first so the final event can still be written, torn checkpoints are removed, and
+the callback stops the run before a checkpoint that would not fit.
 """
 
 from __future__ import annotations
@@ -27,6 +39,14 @@ from tuitune.core.rundir import RunDir
 from tuitune.core.spec import TrainSpec
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# What a full disk looks like when a library wraps the OSError: torch.save's stream writer,
+# safetensors' Rust IoError.
+_FULL_TEXT = ("no space left on device", "storagefull", "disk quota exceeded")
+_MAYBE_FULL_TEXT = ("file write failed", "unexpected pos")
+BALLAST = ".tuitune-reserve"
+BALLAST_BYTES = 1 << 20  # enough for the final event, the traceback tail and train.log
+GiB = 2**30
 
 
 def is_main_process() -> bool:
@@ -34,6 +54,9 @@ def is_main_process() -> bool:
 
 
 def oom_advice(spec: TrainSpec) -> str:
+    """The memory checklist in its order (as core.recommend applies it): smaller micro-batch
+    with more accumulation, gradient checkpointing, QLoRA, shorter sequences, flash
+    attention, bf16, lower LoRA rank, paged 8-bit AdamW; only the steps not taken yet."""
     m, a = spec.per_device_train_batch_size, spec.gradient_accumulation_steps
     tips = []
     if m > 1:
@@ -43,18 +66,69 @@ def oom_advice(spec: TrainSpec) -> str:
         )
     if not spec.gradient_checkpointing:
         tips.append("gradient_checkpointing on")
-    tips.append(f"a shorter max_length than {spec.max_length}")
     if spec.method in ("full", "lora"):
         tips.append("QLoRA (4-bit base weights)")
+    tips.append(f"a shorter max_length than {spec.max_length}")
+    if "flash" not in str(spec.attn_implementation):
+        tips.append("flash attention (attn_implementation)")
+    if not getattr(spec, "bf16", False):
+        tips.append("bf16 instead of fp32")
+    if spec.uses_peft and spec.lora_r > 8:
+        tips.append(f"a lower LoRA rank than {spec.lora_r}")
+    if "8bit" not in spec.optim:
+        tips.append("optim=paged_adamw_8bit")
     return f"GPU out of memory at micro-batch {m}; try " + ", ".join(tips)
+
+
+def is_oom(e: BaseException) -> bool:
+    """CUDA/MPS out of memory, as accelerate's batch-size finder recognises it."""
+    try:
+        from accelerate.utils.memory import should_reduce_batch_size
+    except ImportError:  # accelerate comes with TRL; be safe anyway
+        return "out of memory" in str(e).lower()
+    return bool(should_reduce_batch_size(e))
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes where ``path`` lives (``TUITUNE_TEST_FREE_BYTES`` overrides it in tests)."""
+    hook = os.environ.get("TUITUNE_TEST_FREE_BYTES")
+    if hook:
+        return int(hook)
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return -1
+
+
+def disk_full_error(e: BaseException, where: Path) -> OSError | None:
+    """The disk-full OSError behind ``e`` (its cause chain, or a library's wrapped message),
+    or None when ``e`` is not about a full disk."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _FULL_ERRNOS:
+            return cur
+        text = str(cur).lower()
+        if any(t in text for t in _FULL_TEXT):
+            return OSError(errno.ENOSPC, "No space left on device", str(where))
+        if any(t in text for t in _MAYBE_FULL_TEXT) and 0 <= free_bytes(where) < 256 * 2**20:
+            return OSError(errno.ENOSPC, "No space left on device", str(where))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def disk_error_message(e: OSError) -> tuple[str, str]:
     """(message, fix) for an OSError that is the disk's or the directory's fault."""
     where = f" writing {e.filename}" if e.filename else ""
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = free_bytes(Path(e.filename)) if e.filename else -1
+        left = f" ({free / GiB:.2f} GiB free)" if free >= 0 else ""
         return (
-            f"disk full{where}",
+            f"disk full{where}: No space left on device{left}",
             "free disk space (old checkpoints, exports), then tuitune resume RUN",
         )
     return (
@@ -67,6 +141,20 @@ def tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def _stop_requester(run: RunDir) -> str | None:
+    """Who asked for the stop, from ``RUN/stop-request.json`` (recent ones only)."""
+    import json
+
+    path = run.root / "stop-request.json"
+    try:
+        if time.time() - path.stat().st_mtime > 600:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(data.get("by") or "") or None if isinstance(data, dict) else None
+
+
 class Child:
     """One training child: its run, its event writer and its stop flag."""
 
@@ -76,11 +164,21 @@ class Child:
         self.resume = resume
         self.writer = EventWriter(run.events) if is_main_process() else None
         self.stop_reason: str | None = None
+        self.stop_by: str | None = None
         self.callback: Any = None
+        self._built: tuple[Any, Any] | None = None  # (trainer, tokenizer), kept across OOMs
+        self._initial: dict[str, Any] | None = None  # trainable weights before step 1
+        if self.writer is not None:
+            with contextlib.suppress(OSError):
+                (run.root / BALLAST).write_bytes(b"\0" * BALLAST_BYTES)
 
     def emit(self, type: str, **data: Any) -> None:
         if self.writer is not None:
             self.writer.emit(type, **data)
+
+    def _give_up_ballast(self) -> None:
+        with contextlib.suppress(OSError):
+            (self.run.root / BALLAST).unlink()
 
     # signals --------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -91,7 +189,10 @@ class Child:
         name = signal.Signals(signum).name
         if self.stop_reason is not None:  # second signal: stop now
             raise KeyboardInterrupt(name)
-        self.stop_reason = f"{name} received"
+        self.stop_by = _stop_requester(self.run) or (
+            "Ctrl-C" if signum == signal.SIGINT else f"a {name} not sent by tuitune"
+        )
+        self.stop_reason = f"{name} received from {self.stop_by}"
         if self.callback is not None:
             self.callback.request_stop(self.stop_reason)
 
@@ -106,6 +207,7 @@ class Child:
                 "stopped",
                 step=self._step(),
                 checkpoint=self._last_ckpt(),
+                by=self.stop_by,
                 reason=f"{e or 'interrupt'} twice: stopped without a new checkpoint",
             )
             return 130
@@ -113,28 +215,48 @@ class Child:
             self.emit("error", message=e.format(), traceback_tail="")
             print(f"tuitune runner: {e.format()}", file=sys.stderr)
             return 2
-        except OSError as e:
-            if e.errno not in _DISK_ERRNOS:
-                return self._crash(e)
-            message, fix = disk_error_message(e)
-            print(f"tuitune runner: {message} (fix: {fix})", file=sys.stderr)
-            # If the events file itself is unwritable, train.log has the line above.
-            with contextlib.suppress(OSError):
-                self.emit(
-                    "error",
-                    message=message,
-                    fix=fix,
-                    kind="disk",
-                    traceback_tail=tail(traceback.format_exc()),
-                )
-            return 3
         except Exception as e:
-            return self._crash(e)
+            full = disk_full_error(e, self.run.root)
+            if full is None and isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+                full = e
+            if full is None:
+                return self._crash(e)
+            return self._disk_failure(full, traceback.format_exc())
+
+    def _disk_failure(self, e: OSError, tb: str) -> int:
+        """The end of a run the disk stopped: room for the last words first, then say so."""
+        from tuitune.core.runs import remove_torn_checkpoints
+
+        self._give_up_ballast()
+        if is_main_process() and e.errno in _FULL_ERRNOS:
+            with contextlib.suppress(OSError):
+                remove_torn_checkpoints(self.run)  # a half-written checkpoint frees space
+        message, fix = disk_error_message(e)
+        print(f"tuitune runner: {message} (fix: {fix})", file=sys.stderr, flush=True)
+        # If the events file itself is unwritable, train.log has the line above.
+        with contextlib.suppress(OSError):
+            self.emit(
+                "error",
+                message=message,
+                fix=fix,
+                kind="disk",
+                step=self._step(),
+                checkpoint=self._last_ckpt(),
+                free_bytes=free_bytes(self.run.root),
+                traceback_tail=tail(tb),
+            )
+        return 3
 
     def _crash(self, e: BaseException) -> int:
         tb = traceback.format_exc()
-        print(tb, file=sys.stderr)
-        self.emit("error", message=f"{type(e).__name__}: {e}", traceback_tail=tail(tb))
+        print(tb, file=sys.stderr, flush=True)
+        line = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        try:
+            self.emit("error", message=line, step=self._step(), traceback_tail=tail(tb))
+        except OSError:
+            self._give_up_ballast()
+            with contextlib.suppress(OSError):
+                self.emit("error", message=line, step=self._step(), traceback_tail=tail(tb))
         return 1
 
     def _step(self) -> int:
@@ -147,70 +269,118 @@ class Child:
         return str(ckpt) if ckpt else None
 
     def _train_with_oom_retry(self) -> int:
-        import torch
-
         spec, resume = self.spec, self.resume
         while True:
             try:
                 return self._train_once(spec, resume=resume)
-            except torch.OutOfMemoryError:
-                micro = spec.per_device_train_batch_size
-                retry = self.spec.auto_oom_retry and micro > 1
-                self.emit(
-                    "oom",
-                    step=self._step(),
-                    micro_batch=micro,
-                    advice=oom_advice(spec),
-                    retry=retry,
-                )
-                self.callback = None
-                gc.collect()
-                torch.cuda.empty_cache()
-                if not retry:
-                    self.emit(
-                        "error",
-                        message="CUDA out of memory",
-                        kind="oom",
-                        fix=oom_advice(spec),
-                        traceback_tail=tail(traceback.format_exc()),
-                    )
-                    return 4
-                # A checkpoint's data position assumes its micro-batch: start over cleanly.
-                shutil.rmtree(self.run.checkpoints, ignore_errors=True)
-                spec = spec.replace(
-                    per_device_train_batch_size=micro // 2,
-                    gradient_accumulation_steps=spec.gradient_accumulation_steps * 2,
-                )
-                resume = False
-                self.emit(
-                    "log",
-                    message=f"retrying with micro-batch {micro // 2}, "
-                    f"accumulation {spec.gradient_accumulation_steps}",
-                )
+            except Exception as e:
+                if not is_oom(e):
+                    raise
+                oom_line = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                oom_tb = tail(traceback.format_exc())
+            # Out of the except block: the traceback, and the activations its frames hold,
+            # are gone before memory is given back.
+            new = self._after_oom(spec, oom_line, oom_tb)
+            if new is None:
+                return 4
+            spec, resume = new, True
 
-    def _train_once(self, spec: TrainSpec, *, resume: bool) -> int:
-        from tuitune.core.runs import last_checkpoint, remove_torn_checkpoints
+    def _after_oom(self, spec: TrainSpec, line: str, tb: str) -> TrainSpec | None:
+        """Give the memory back and return the spec to continue with (None: give up)."""
+        import torch
+
+        micro, accum = spec.per_device_train_batch_size, spec.gradient_accumulation_steps
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        retry = spec.auto_oom_retry and micro > 1 and spec.method != "grpo" and not distributed
+        ckpt = self._last_ckpt()
+        new = (
+            spec.replace(
+                per_device_train_batch_size=micro // 2, gradient_accumulation_steps=accum * 2
+            )
+            if retry
+            else spec
+        )
+        trainer = self._built[0] if self._built else None
+        if trainer is not None:
+            trainer.optimizer, trainer.lr_scheduler = None, None
+            with contextlib.suppress(Exception):
+                trainer.accelerator.free_memory()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        why = ""
+        if not retry:
+            why = (
+                "auto_oom_retry is off"
+                if not spec.auto_oom_retry
+                else "the micro-batch is already 1"
+                if micro <= 1
+                else "GRPO's generation batch is tied to the micro-batch"
+                if spec.method == "grpo"
+                else "several processes would have to agree on the new batch"
+            )
+        self.emit(
+            "oom",
+            step=self._step(),
+            message=line,
+            micro_batch=micro,
+            gradient_accumulation_steps=accum,
+            effective_batch=micro * accum,
+            advice=oom_advice(spec),
+            retry=retry,
+            new_micro_batch=new.per_device_train_batch_size if retry else None,
+            new_gradient_accumulation_steps=new.gradient_accumulation_steps if retry else None,
+            resume_from=ckpt if retry else None,
+            why_not=why or None,
+        )
+        if not retry:
+            self.emit(
+                "error",
+                message=f"GPU out of memory at micro-batch {micro} ({why})",
+                kind="oom",
+                step=self._step(),
+                checkpoint=ckpt,
+                fix=oom_advice(spec),
+                traceback_tail=tb,
+            )
+            return None
+        if is_main_process():
+            from tuitune.core.atomic import write_text_atomic
+
+            write_text_atomic(self.run.spec, new.to_json())  # resume must not OOM again
+        if trainer is not None:
+            args = trainer.args
+            args.per_device_train_batch_size = new.per_device_train_batch_size
+            args.per_device_eval_batch_size = min(
+                args.per_device_eval_batch_size, new.per_device_train_batch_size
+            )
+            args.gradient_accumulation_steps = new.gradient_accumulation_steps
+            trainer._train_batch_size = args.train_batch_size
+            if ckpt is None and not self._restore_initial(trainer):
+                self._built = None  # no checkpoint, no copy of the start: build afresh
+                del trainer
+                gc.collect()
+        self.spec = new
+        return new
+
+    def _restore_initial(self, trainer: Any) -> bool:
+        """Put the trainable weights back to where step 1 started (OOM before any checkpoint)."""
+        if self._initial is None:
+            return False
+        import torch
+
+        with torch.no_grad():
+            for name, p in trainer.model.named_parameters():
+                if name in self._initial:
+                    p.copy_(self._initial[name].to(p.device))
+        return True
+
+    def _build(self, spec: TrainSpec) -> tuple[Any, Any]:
         from tuitune.runner.build import build_trainer
         from tuitune.runner.callback import EventCallback
 
-        ckpt = None
-        if resume:
-            if is_main_process():
-                remove_torn_checkpoints(self.run)
-            ckpt = last_checkpoint(self.run)
-            self.emit(
-                "log",
-                message=f"resuming from {ckpt.name}"
-                if ckpt
-                else "no complete checkpoint: starting from the beginning",
-            )
         callback = EventCallback(
-            None,
-            run_id=self.run.id,
-            method=spec.method,
-            model=spec.model,
-            spec=spec.to_dict(),
-            resumed_from=str(ckpt) if ckpt else None,
+            None, run_id=self.run.id, method=spec.method, model=spec.model, spec=spec.to_dict()
         )
         callback.writer = self.writer
         if self.stop_reason:
@@ -226,22 +396,63 @@ class Child:
                 path=spec.train_file,
                 fix="raise max_length or shorten the prompts",
             )
+        return trainer, tokenizer
+
+    def _train_once(self, spec: TrainSpec, *, resume: bool) -> int:
+        from tuitune.core.runs import last_checkpoint, remove_torn_checkpoints
+
+        ckpt = None
+        if resume:
+            if is_main_process():
+                remove_torn_checkpoints(self.run)
+            ckpt = last_checkpoint(self.run)
+            self.emit(
+                "log",
+                message=f"resuming from {ckpt.name}"
+                if ckpt
+                else "no complete checkpoint: starting from the beginning",
+            )
+        if self._built is None:
+            self._built = self._build(spec)
+        trainer, tokenizer = self._built
+        callback = self.callback
+        callback.spec = spec.to_dict()
+        callback.resumed_from = str(ckpt) if ckpt else None
         if self.stop_reason:
             self.emit(
                 "stopped",
                 step=0,
                 checkpoint=str(ckpt) if ckpt else None,
+                by=self.stop_by,
                 reason=f"{self.stop_reason} before training started",
             )
             return 0
+        if ckpt is None and self._initial is None and spec.uses_peft:
+            self._initial = {
+                n: p.detach().to("cpu", copy=True)
+                for n, p in trainer.model.named_parameters()
+                if p.requires_grad
+            }
         t0 = time.monotonic()
         result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         step = trainer.state.global_step
+        if callback.disk_stop is not None:
+            self._give_up_ballast()
+            self.emit(
+                "stopped",
+                step=step,
+                checkpoint=self._last_ckpt(),
+                by="the free-space check",
+                kind="disk",
+                **callback.disk_stop,
+            )
+            return 0
         if callback.stopped_at is not None:
             self.emit(
                 "stopped",
                 step=step,
                 checkpoint=callback.last_checkpoint or self._last_ckpt(),
+                by=self.stop_by,
                 reason=callback.stop_requested,
             )
             return 0
@@ -254,13 +465,20 @@ class Child:
             train_runtime=round(time.monotonic() - t0, 2),
             train_loss=result.training_loss,
             tokens_seen=int(trainer.state.num_input_tokens_seen or 0),
+            micro_batch=spec.per_device_train_batch_size,
+            gradient_accumulation_steps=spec.gradient_accumulation_steps,
         )
+        self._give_up_ballast()
         return 0
 
     def save_final(self, trainer: Any, tokenizer: Any, spec: TrainSpec) -> Path:
-        """Adapter (or full model) and tokenizer into RUN/adapter, swapped in atomically."""
+        """Adapter (or full model) and tokenizer into RUN/adapter, swapped in atomically:
+        the new one is written beside it, the old one renamed away, the new one renamed in,
+        and only then is the old one deleted. A crash at any point leaves a whole adapter
+        at RUN/adapter or at RUN/.adapter.old-PID (never half of one)."""
         final = self.run.adapter
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
         if trainer.accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         trainer.save_model(str(tmp))
@@ -270,8 +488,10 @@ class Child:
             shutil.rmtree(tmp / "ref", ignore_errors=True)
             (tmp / "training_args.bin").unlink(missing_ok=True)
             if final.exists():
-                shutil.rmtree(final)
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
             os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
         trainer.accelerator.wait_for_everyone()
         return final
 
