@@ -107,6 +107,7 @@ class TuituneApp(App[int]):
         self.probe_kwargs = probe_kwargs or {}  # tests inject a fake NVML here
         self.run_view: RunView | None = None
         self.launch_status = ""
+        self.launch_refused = False  # the last start was refused by the fit gate
         self.eval_status = ""
         self.eval_results: m.EvaluationFinished | None = None
         self.cache: dict[str, Any] = {}  # results that screens share (probe, data preview)
@@ -226,7 +227,8 @@ class TuituneApp(App[int]):
         return self.session.answers.setdefault(step, {})
 
     def spec_dict(self) -> dict[str, Any]:
-        """The spec being built: the session's spec over TrainSpec defaults."""
+        """The spec being built: the session's own values over the plan's (recommendation,
+        recipe, method defaults) over TrainSpec defaults; the launch re-plans the same way."""
         from tuitune.core.spec import TrainSpec
 
         rec = self.cache.get("recommended_spec") or {}
@@ -239,15 +241,18 @@ class TuituneApp(App[int]):
 
     @work(thread=True, group="recommend", exclusive=True, exit_on_error=False)
     def _recommend(self) -> None:
-        from tuitune.tui import hardware_glue as glue
-
+        """The plan for the session on this machine; Configure pre-fills from its choices
+        that are not the user's (method defaults, recommendation, recipe)."""
         try:
-            _hw, _fits, rec = glue.probe_all(self.probe_kwargs, self.session)
+            from tuitune.core.plan import make_plan
+            from tuitune.core.probe import probe
+
+            plan = make_plan(self.session, hardware=probe(**self.probe_kwargs))
         except Exception:  # noqa: BLE001 - advice only: Configure falls back to defaults
             return
-        self.call_from_thread(
-            self.cache.__setitem__, "recommended_spec", glue.recommended_spec(rec)
-        )
+        planned = {c.field: c.value for c in plan.choices if c.source != "user"}
+        self.call_from_thread(self.cache.__setitem__, "plan", plan)
+        self.call_from_thread(self.cache.__setitem__, "recommended_spec", planned)
 
     # -- the measured data revisits the Decide verdict ------------------------------------
     def measured_examples(self) -> int | None:
@@ -297,34 +302,49 @@ class TuituneApp(App[int]):
     def training(self) -> bool:
         return self.run_view is not None and self.run_view.final is None
 
-    def start_training(self) -> None:
+    def start_training(self, force: bool = False) -> None:
+        """Plan and launch. A plan that does not fit is refused with its advice; starting
+        again right after the refusal (or ``force``) is the explicit override."""
         if self.training:
             self.notify("a run is already going: stop it or detach first", severity="warning")
             return
+        force = force or self.launch_refused
+        self.launch_refused = False
         self.run_view = None
         self.eval_results = None
         self.launch_status = "starting..."
-        self._launch()
+        self._launch(force)
 
     @work(thread=True, group="launch", exclusive=True, exit_on_error=False)
-    def _launch(self) -> None:
-        """Resolve the model, prepare data into the run, start the child (all blocking)."""
+    def _launch(self, force: bool = False) -> None:
+        """Plan the session on this machine and launch it through ``core.plan.launch_plan``,
+        the same path as ``tuitune replay`` (fit gate, data preparation, processes)."""
         session = self.session
         try:
-            from tuitune.core.launch import prepare_run
-            from tuitune.core.models import resolve_model
+            from tuitune.core.plan import launch_plan, make_plan
+            from tuitune.core.probe import probe
             from tuitune.core.rundir import new_run_dir
-            from tuitune.core.runs import start_run
-            from tuitune.core.spec import TrainSpec
 
-            spec = TrainSpec.from_dict(self.spec_dict(), source=session.path or "session")
-            self.post_message(m.LaunchProgress(f"resolving model {session.model.ref!r}..."))
-            model = resolve_model(session.model.ref)
+            self.post_message(m.LaunchProgress("planning..."))
+            plan = make_plan(session, hardware=probe(**self.probe_kwargs))
+            self.cache["plan"] = plan
+            if plan.verdict == "no" and not force:
+                self.call_from_thread(setattr, self, "launch_refused", True)
+                self.post_message(m.LaunchProgress(""))
+                advice = "; ".join(plan.advice[1:4])
+                self.post_message(
+                    m.WorkFailed(
+                        "the plan does not fit",
+                        f"{plan.memory_line()}. Try: {advice}. Press s again to launch anyway",
+                    )
+                )
+                return
             run = new_run_dir()
-            self.post_message(m.LaunchProgress("preparing data..."))
-            spec, _ = prepare_run(session, spec, model, run)
-            self.post_message(m.LaunchProgress("starting the training process..."))
-            start_run(spec, run)
+
+            def say(text: str) -> None:
+                self.post_message(m.LaunchProgress(text))
+
+            launch_plan(plan, session, run, progress=say, force=force)
         except Exception as e:  # noqa: BLE001 - shown to the user as one line
             self.post_message(m.LaunchProgress(""))
             self.fail("training did not start", e)
@@ -450,22 +470,10 @@ class TuituneApp(App[int]):
     @work(thread=True, group="evaluation", exclusive=True, exit_on_error=False)
     def _evaluate(self, run: RunDir) -> None:
         try:
-            from tuitune.core.evaluation import run_evaluation
-            from tuitune.core.report import summary_rows, write_report
+            from tuitune.core.launch import evaluate_session_run
             from tuitune.core.spec import TrainSpec
 
             spec = TrainSpec.load(run.spec)
-            session = self.session
-            ev = session.evaluation
-            choice = dataclasses.replace(
-                ev,
-                eval_file=str(session.resolve(ev.eval_file))
-                if ev.eval_file
-                else (spec.eval_file or ""),
-                general_file=str(session.resolve(ev.general_file)) if ev.general_file else "",
-            )
-            adapter = run.adapter if spec.uses_peft else None
-            base = Path(spec.model) if spec.uses_peft else run.adapter
 
             def progress(e: dict[str, Any]) -> None:
                 if e.get("type") == "progress":
@@ -474,9 +482,8 @@ class TuituneApp(App[int]):
                     text = str(e.get("message") or e.get("type"))
                 self.post_message(m.EvaluationProgressed(text))
 
-            results = run_evaluation(run, base, adapter, choice, seed=spec.seed, on_event=progress)
-            report = write_report(run, session, results)
-            rows = summary_rows(results)
+            # base vs tuned for every method, full SFT included: the replay's evaluation
+            results, report, rows = evaluate_session_run(self.session, run, spec, on_event=progress)
         except Exception as e:  # noqa: BLE001
             self.post_message(m.EvaluationProgressed(""))
             self.fail("evaluation failed", e)
