@@ -71,6 +71,7 @@ def make_spec(model: Path, data: dict[str, str], root: Path, **kw) -> TrainSpec:
         gradient_checkpointing=False,
         learning_rate=1e-2,
         save_steps=2,
+        use_cpu=True,  # these tests train on the CPU; a spec planned for a GPU is refused
     )
     base.update(kw)
     return TrainSpec(**base)
@@ -321,3 +322,66 @@ def test_oom_advice_halves_micro_batch_keeping_effective_batch():
 
     text = oom_advice(TrainSpec(per_device_train_batch_size=8, gradient_accumulation_steps=2))
     assert "per_device_train_batch_size=4 with gradient_accumulation_steps=4" in text
+
+
+def test_a_gpu_spec_is_refused_when_torch_has_no_cuda(tiny_model, data, tmp_path):
+    """bf16 planned for a GPU, but this torch is a CPU build: one error event, no CPU run."""
+    spec = make_spec(tiny_model, data, tmp_path / "run", bf16=True, use_cpu=False)
+    rc, run = train(spec)
+    assert rc == 2
+    (err,) = of(run, "error")
+    assert "asks for a GPU (bf16)" in err["message"] and "CPU-only build" in err["message"]
+    assert "use_cpu" in err["message"]
+    assert not of(run, "step") and not run.adapter.exists()
+
+
+def test_model_load_kwargs_follow_the_precision_policy(tiny_model, data, tmp_path):
+    """What the base loads in: fp32 master weights for full SFT, the 16-bit frozen base for
+    LoRA, fp16 compute for QLoRA on a GPU without bf16, fp32 on the CPU."""
+    import torch
+
+    from tuitune.core import precision
+    from tuitune.runner.build import common_args, model_load_kwargs
+
+    def kw(cuda: bool, **fields):
+        spec = make_spec(tiny_model, data, tmp_path / "run", use_cpu=False, **fields)
+        return model_load_kwargs(spec, precision.from_spec(spec, cuda=cuda))
+
+    assert kw(True, method="full", bf16=True)["dtype"] is torch.float32
+    assert kw(True, method="full", fp16=True)["dtype"] is torch.float32
+    assert kw(True, method="lora", bf16=True)["dtype"] is torch.bfloat16
+    assert kw(True, method="lora", fp16=True)["dtype"] is torch.float16
+    t4 = kw(True, method="qlora", fp16=True)
+    assert t4["dtype"] is torch.float16
+    assert t4["quantization_config"].bnb_4bit_compute_dtype is torch.float16
+    h100 = kw(True, method="qlora", bf16=True)
+    assert h100["quantization_config"].bnb_4bit_compute_dtype is torch.bfloat16
+    cpu = kw(False, method="qlora", bf16=True)
+    assert cpu["dtype"] is torch.float32
+    assert cpu["quantization_config"].bnb_4bit_compute_dtype is torch.float32
+    # on this CPU the training arguments carry no half precision whatever the spec says
+    spec = make_spec(tiny_model, data, tmp_path / "run", method="full")
+    args = common_args(spec, RunDir(tmp_path / "run"), has_eval=False)
+    assert args["bf16"] is False and args["fp16"] is False
+
+
+def test_fp16_policy_casts_trainable_tensors_back_to_fp32(tiny_model):
+    """TRL casts a 4-bit model's adapters to bf16; under fp16 mixed precision they return to
+    fp32 (GradScaler refuses 16-bit gradients); the frozen base keeps its dtype."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tuitune.core import precision
+    from tuitune.runner.build import apply_trainable_dtype
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float16)
+    model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.to(torch.bfloat16)
+    n = sum(1 for p in model.parameters() if p.requires_grad)
+    assert apply_trainable_dtype(model, precision.for_compute("qlora", "bf16")) == 0
+    assert apply_trainable_dtype(model, precision.for_compute("qlora", "fp16")) == n
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    assert all(p.dtype == torch.float16 for p in model.parameters() if not p.requires_grad)

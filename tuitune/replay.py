@@ -9,13 +9,13 @@ copy of it goes to ``RUN/session.json``.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from tuitune.core.errors import TuituneError
+from tuitune.core.follow import EventPrinter
 from tuitune.core.rundir import RunDir, new_run_dir
 from tuitune.core.session import Session, load_session
 
@@ -63,46 +63,8 @@ def check_inputs(session: Session) -> tuple[list[Path], list[Path]]:
     return train, evals
 
 
-class Printer:
-    """Plain progress lines; throttled so CI logs stay readable."""
-
-    def __init__(self, out: TextIO, every_s: float = 5.0) -> None:
-        self.out = out
-        self.every_s = every_s
-        self._last = 0.0
-        self.total: int | None = None
-
-    def line(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    def event(self, e: dict[str, Any]) -> None:
-        kind = e.get("type")
-        if kind == "start":
-            self.total = e.get("total_steps")
-            self.line(f"train: started pid {e.get('pid')}, {self.total} steps ({e.get('method')})")
-        elif kind == "step":
-            now = time.monotonic()
-            if now - self._last >= self.every_s or e.get("step") == self.total:
-                self._last = now
-                tps = e.get("tokens_per_second")
-                self.line(
-                    f"train: step {e.get('step')}/{self.total} loss {_fmt(e.get('loss'))}"
-                    + (f" lr {e['learning_rate']:.2e}" if e.get("learning_rate") else "")
-                    + (f" {tps:.0f} tok/s" if tps else "")
-                )
-        elif kind == "eval":
-            self.line(f"train: step {e.get('step')} eval_loss {_fmt(e.get('eval_loss'))}")
-        elif kind == "progress":
-            done, total = e.get("done"), e.get("total")
-            if total and (done == total or done == 1):
-                self.line(f"{e.get('phase', 'work')}: {done}/{total}")
-        elif kind in ("oom", "error", "stopped", "finished", "log"):
-            msg = e.get("message") or e.get("reason") or e.get("advice") or ""
-            self.line(f"train: {kind} {msg}".rstrip())
-
-
-def _fmt(x: Any) -> str:
-    return f"{x:.4f}" if isinstance(x, (int, float)) else str(x)
+# The replay's progress lines come from the one follower/formatter (core.follow).
+Printer = EventPrinter
 
 
 def replay(
@@ -117,8 +79,8 @@ def replay(
     replan: bool = False,
 ) -> ReplayResult:
     """Run a session end to end; raise TuituneError on bad input or a failed run."""
-    from tuitune.core.atomic import write_json_atomic
     from tuitune.core.models import resolve_model
+    from tuitune.core.run_session import save_run_session
 
     stream = stream or sys.stdout
     say = Printer(stream)
@@ -139,10 +101,10 @@ def replay(
 
     run = new_run_dir(out)
     say.line(f"run: {run.root}")
-    write_json_atomic(run.root / "session.json", session.to_dict())
+    save_run_session(run, session)
 
     from tuitune.core.plan import launch_plan
-    from tuitune.core.runs import wait_run
+    from tuitune.core.runs import final_reason, wait_run
 
     launched = launch_plan(plan, session, run, model=model, force=force)
     spec, prepared = launched.spec, launched.prepared
@@ -158,11 +120,18 @@ def replay(
             on_event(e)
 
     final = wait_run(run, on_event=handle)
+    if final.get("type") == "stopped":  # a stop someone asked for is not a failure
+        say.line(
+            f"stopped at step {final.get('step')}, resume with tuitune resume {run.root}"
+            + (f" ({final_reason(final)})" if final_reason(final) else "")
+        )
+        return ReplayResult(run=run, final=final, report=None, rows=[])
     if final.get("type") != "finished":
         raise TuituneError(
-            f"training {final.get('type')}: {final.get('message') or final.get('reason') or ''}".strip(),
+            f"training {'was killed' if final.get('kind') == 'killed' else 'failed'}: "
+            f"{final_reason(final)}",
             path=run.log,
-            fix="read the log; rerun with --debug for details",
+            fix=final.get("fix") or "read the log; rerun with --debug for details",
         )
 
     rows: list[tuple[str, ...]] = []
@@ -171,7 +140,8 @@ def replay(
         from tuitune.core.launch import evaluate_session_run
 
         # Base vs tuned for every method, as the wizard evaluates (one core function)
-        _results, report, rows = evaluate_session_run(session, run, spec, on_event=handle)
+        with say.heartbeat("eval"):  # a line at least every 10 s, also in CI logs
+            _results, report, rows = evaluate_session_run(session, run, spec, on_event=handle)
     return ReplayResult(run=run, final=final, report=report, rows=rows)
 
 

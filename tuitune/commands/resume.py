@@ -22,10 +22,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tuitune.core.errors import TuituneError
+    from tuitune.core.follow import EventPrinter as Printer
     from tuitune.core.rundir import find_run
     from tuitune.core.runs import last_checkpoint, read_run_json, run_state, start_run, wait_run
     from tuitune.core.spec import TrainSpec
-    from tuitune.replay import Printer
 
     r = find_run(args.run)
     state = run_state(r)
@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     final = wait_run(r, on_event=Printer(sys.stdout).event)
     if final.get("type") == "finished":
         print(f"{r.id}: finished, saved to {final.get('adapter_dir') or final.get('model_dir')}")
+        return 0
+    if final.get("type") == "stopped":  # asked for: not a failure
+        print(f"{r.id}: stopped at step {final.get('step')}, resume with tuitune resume {r.root}")
         return 0
     raise TuituneError(
         f"training {final.get('type')}: {final.get('message') or final.get('reason') or ''}".strip(),

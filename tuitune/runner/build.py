@@ -1,7 +1,9 @@
 """Build the TRL trainer a TrainSpec asks for: SFT (full, LoRA, QLoRA), DPO, reward, GRPO.
 
 Everything here is a thin mapping from spec fields onto TRL / PEFT / transformers objects;
-the training itself is theirs.
+the training itself is theirs. Dtypes come from the one policy in ``tuitune.core.precision``
+(the estimator counts the same): the load dtype, QLoRA's compute dtype, autocast, and fp32
+trainable parameters wherever the policy says so.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import precision
 from tuitune.core.errors import TuituneError
 from tuitune.core.rundir import RunDir
 from tuitune.core.spec import TrainSpec
@@ -25,6 +28,26 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def model_precision(spec: TrainSpec) -> precision.Precision:
+    """The dtypes ``spec`` trains with on this machine (CPU or no CUDA: fp32)."""
+    return precision.from_spec(spec, cuda=cuda_available())
+
+
+def require_gpu_if_asked(spec: TrainSpec) -> None:
+    """Refuse to train on the CPU a spec planned for a GPU (bf16, fp16 or 4-bit weights,
+    use_cpu off) when torch has no CUDA: a CPU-only torch would otherwise run it silently,
+    hundreds of times slower."""
+    if not precision.spec_wants_gpu(spec) or cuda_available():
+        return
+    from tuitune.core.torch_device import INSTALL_HINT, no_cuda_reason
+
+    asks = "bf16" if spec.bf16 else "fp16" if spec.fp16 else "4-bit (QLoRA) weights"
+    raise TuituneError(
+        f"the spec asks for a GPU ({asks}) but torch cannot use one: {no_cuda_reason()}",
+        fix=f"{INSTALL_HINT}; or set use_cpu true to train on the CPU (slowly)",
+    )
+
+
 def load_tokenizer(spec: TrainSpec) -> Any:
     from transformers import AutoTokenizer
 
@@ -34,12 +57,15 @@ def load_tokenizer(spec: TrainSpec) -> Any:
     return tok
 
 
-def quantization_config(spec: TrainSpec) -> Any:
-    """QLoRA's recipe: nf4 weights, double quantization, bf16 compute."""
+def quantization_config(spec: TrainSpec, prec: precision.Precision | None = None) -> Any:
+    """QLoRA's recipe: nf4 weights, double quantization, compute in the policy's dtype (bf16
+    where the GPU has it, fp16 where not, fp32 on the CPU). Evaluation and chat load the
+    base through this same config."""
     if spec.method != "qlora" and not spec.load_in_4bit:
         return None
-    import torch
     from transformers import BitsAndBytesConfig
+
+    prec = prec or model_precision(spec)
 
     try:
         import bitsandbytes  # noqa: F401
@@ -52,43 +78,69 @@ def quantization_config(spec: TrainSpec) -> Any:
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_compute_dtype=precision.torch_dtype(prec.bnb_compute or prec.compute),
     )
 
 
-def load_model(spec: TrainSpec, *, sequence_classification: bool = False) -> Any:
-    """The base model from ``spec.model`` (a local directory), quantized for QLoRA."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
-    quant = quantization_config(spec)
+def model_load_kwargs(spec: TrainSpec, prec: precision.Precision | None = None) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for the base: the policy's load dtype (fp32 master
+    weights for full SFT), the 4-bit config and, for 4-bit weights on CUDA, this rank's GPU."""
+    prec = prec or model_precision(spec)
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": spec.trust_remote_code,
+        "dtype": precision.torch_dtype(prec.load),
+    }
+    quant = quantization_config(spec, prec)
     if quant is not None:
         kwargs["quantization_config"] = quant
-        kwargs["dtype"] = torch.bfloat16
         if cuda_available():
             import os
 
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    elif spec.bf16:
-        kwargs["dtype"] = torch.bfloat16
-    else:
-        kwargs["dtype"] = torch.float32
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation
+    return kwargs
+
+
+def load_model(spec: TrainSpec, *, sequence_classification: bool = False) -> Any:
+    """The base model from ``spec.model`` (a local directory), quantized for QLoRA.
+
+    PEFT's ``prepare_model_for_kbit_training`` is not called: it upcasts every non-4-bit
+    tensor (embeddings, lm_head, norms: about 2 GiB on a 7B model) to fp32, and TRL 1.x's
+    trainers already do the rest of it (freezing the base through PEFT, enabling input
+    gradients for checkpointing). So tuitune's QLoRA holds what plain TRL holds, which is
+    what the estimator counts and the GPU.md grid measured.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    kwargs = model_load_kwargs(spec)
     if sequence_classification:
         model = AutoModelForSequenceClassification.from_pretrained(
             spec.model, num_labels=1, **kwargs
         )
     else:
         model = AutoModelForCausalLM.from_pretrained(spec.model, **kwargs)
-    if quant is not None:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=spec.gradient_checkpointing
-        )
     return model
+
+
+def apply_trainable_dtype(model: Any, prec: precision.Precision) -> int:
+    """Cast trainable tensors to the policy's master dtype; the number cast.
+
+    TRL casts the adapters of a 4-bit model to bf16 and a reward head copied from an fp16
+    base is fp16; where the policy wants fp32 master weights (fp16 mixed precision: the
+    GradScaler refuses fp16 gradients, and bf16 has no hardware on those GPUs) they go back
+    to fp32. Called after the trainer is built and before it creates its optimizer.
+    """
+    if prec.trainable != "fp32":
+        return 0
+    import torch
+
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
+            param.data = param.data.to(torch.float32)
+            cast += 1
+    return cast
 
 
 def lora_config(spec: TrainSpec, *, task_type: str = "CAUSAL_LM") -> Any:
@@ -139,8 +191,7 @@ def common_args(spec: TrainSpec, run: RunDir, *, has_eval: bool) -> dict[str, An
         max_grad_norm=spec.max_grad_norm,
         optim=optimizer_name(spec),
         gradient_checkpointing=spec.gradient_checkpointing,
-        bf16=spec.bf16 and not use_cpu,
-        fp16=spec.fp16 and not use_cpu,
+        **model_precision(spec).training_flags,
         use_cpu=use_cpu,
         logging_steps=spec.logging_steps,
         logging_first_step=True,
@@ -175,6 +226,7 @@ def build_trainer(spec: TrainSpec, run: RunDir, callbacks: list[Any]) -> tuple[A
             path=spec.model or "spec.model",
             fix="resolve the model before launching (tuitune.core.models.resolve_model)",
         )
+    require_gpu_if_asked(spec)
     tokenizer = load_tokenizer(spec)
     builder = {
         "full": _build_sft,
@@ -184,7 +236,9 @@ def build_trainer(spec: TrainSpec, run: RunDir, callbacks: list[Any]) -> tuple[A
         "reward": _build_reward,
         "grpo": _build_grpo,
     }[spec.method]
-    return builder(spec, run, tokenizer, callbacks), tokenizer
+    trainer = builder(spec, run, tokenizer, callbacks)
+    apply_trainable_dtype(trainer.model, model_precision(spec))
+    return trainer, tokenizer
 
 
 def _build_sft(spec: TrainSpec, run: RunDir, tokenizer: Any, callbacks: list[Any]) -> Any:
