@@ -111,16 +111,16 @@ def _check_model(model_dir: Path, tmp_path: Path, expected_mode: str) -> None:
 
 
 def test_preview_equals_trainer_labels_with_generation_markers(tiny_model: Path, tmp_path: Path):
-    _check_model(tiny_model, tmp_path, "assistant_only")
+    _check_model(tiny_model, tmp_path, "assistant_turns")
 
 
 def test_preview_equals_trainer_labels_without_markers(tiny_model_plain: Path, tmp_path: Path):
-    _check_model(tiny_model_plain, tmp_path, "last_turn")
+    _check_model(tiny_model_plain, tmp_path, "assistant_turns")
 
 
 @pytest.mark.slow
 def test_preview_equals_trainer_labels_default_model(default_model: Path, tmp_path: Path):
-    _check_model(default_model, tmp_path, "last_turn")
+    _check_model(default_model, tmp_path, "assistant_turns")
 
 
 def test_markers_train_every_assistant_turn(tiny_model: Path):
@@ -156,8 +156,13 @@ def test_prompt_completion_plain_is_wrapped_as_chat(tiny_model_plain: Path, tmp_
     rows = [{"prompt": "hello world", "completion": "answer"}]
     tok = AutoTokenizer.from_pretrained(tiny_model_plain)
     inputs = sft_trainer_inputs(_spec(tmp_path, rows, "prompt_completion"), tok)
-    assert inputs.plan.wrap_plain_as_chat and inputs.config_kwargs["completion_only_loss"]
-    assert inputs.train[0]["prompt"] == [{"role": "user", "content": "hello world"}]
+    assert inputs.plan.wrap_plain_as_chat and inputs.plan.mode == "assistant_turns"
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "hello world"}, {"role": "assistant", "content": "answer"}],
+        tokenize=True,
+        return_dict=False,
+    )
+    assert inputs.train[0]["input_ids"] == list(ids)
     previews, _ = label_preview(rows, tok, data_format="prompt_completion")
     assert "".join(t for t, on in previews[0].spans if on).startswith("answer<|im_end|>")
 
@@ -170,7 +175,7 @@ def test_base_model_gets_chatml_with_eos(tiny_model_plain: Path, tmp_path: Path)
     tok = AutoTokenizer.from_pretrained(tiny_model_plain)
     tok.chat_template = None
     previews, plan = label_preview(CONVERSATIONS[:1], tok, data_format="messages")
-    assert plan.fallback_template == "chatml" and plan.mode == "assistant_only"
+    assert plan.fallback_template == "chatml" and plan.mode == "assistant_turns"
     assert tok.eos_token_id in [
         i for i, on in zip(previews[0].input_ids, previews[0].trained) if on
     ]

@@ -82,7 +82,7 @@ def _last_trained(p: LabelPreview, tokenizer: Any) -> int | None:
     return None
 
 
-def _generation_prompt(row: dict[str, Any], plan: LossPlan) -> list[dict[str, str]] | None:
+def _generation_prompt(row: dict[str, Any], plan: LossPlan) -> list[dict[str, Any]] | None:
     """The conversation that precedes the trained answer, as the model will get it in chat."""
     if "messages" in row:
         msgs = row["messages"]
@@ -108,6 +108,8 @@ def check_masking(
 ) -> MaskingReport:
     """Preview the labels of the first ``sample`` rows and list what is wrong with them."""
     had_template = chat_template_of(tokenizer) is not None
+    if data_format == "unpaired_preference":  # only the desirable answers train (SFT)
+        rows = [r for r in rows if r.get("label") is not False]
     rows = list(rows[:sample])
     previews, plan = label_preview(
         rows,
@@ -164,8 +166,15 @@ def check_masking(
             prompt = _generation_prompt(row, plan)
             if not prompt:
                 continue
+            from tuitune.core.data.training_view import _clean
+
             ids = tokenizer.apply_chat_template(
-                prompt, tokenize=True, add_generation_prompt=True, return_dict=False
+                _clean(prompt),
+                tools=row.get("tools") or None,
+                chat_template=plan.training_template,
+                tokenize=True,
+                add_generation_prompt=True,
+                return_dict=False,
             )
             if list(p.input_ids[: len(ids)]) != list(ids) and not p.truncated:
                 mismatched += 1

@@ -5,23 +5,39 @@ the runner hands to TRL's ``SFTTrainer``; ``label_preview`` runs TRL's own datas
 preparation (``SFTTrainer._prepare_dataset``) and collator on the same datasets and
 arguments, so the trained/masked tokens the wizard shows are the labels the trainer gets.
 
-Completion-only loss without ``{% generation %}`` markers
----------------------------------------------------------
-TRL masks assistant turns of ``messages`` data only with ``assistant_only_loss=True``, which
-needs a template with ``{% generation %}`` markers (or one TRL knows how to patch). Stock
-templates such as SmolLM2's have none. For those, each conversation is converted to TRL's
-conversational prompt/completion form: prompt = the turns before the final assistant turn,
-completion = that turn. TRL's completion mask then trains the final answer (and its
-end-of-turn token) only. Earlier assistant turns of multi-turn conversations are context,
-not targets; the plan's ``notes`` say so.
+Which tokens carry loss in a conversation
+------------------------------------------
+Every assistant turn is trained by default, tool-call turns included, on any template: TRL's
+``assistant_only_loss`` needs ``{% generation %}`` markers, which stock templates such as
+SmolLM2's lack, and converting a conversation to prompt/completion would train its final
+turn only. So tuitune tokenizes conversations itself and hands TRL ``input_ids`` plus an
+``assistant_masks`` column; TRL builds the labels from that mask (``SFTTrainer._prepare_dataset``
+on processed data), truncates, drops fully masked rows and packs as it always does.
+
+The mask is computed per turn from the rendered template, with TRL's own functions: turn i
+covers the tokens between the conversation up to turn i (with the generation prompt before an
+assistant turn) and the conversation through turn i, both tokenized with the model's
+template and compared to the whole by ``trl.data_utils.common_prefix_length`` (the rule TRL
+uses to find a completion). For a conversation's final turn this is exactly TRL's
+prompt/completion mask, so single-turn data trains the same tokens as before; earlier turns
+also include the template's separator after the end-of-turn token (the newline after
+``<|im_end|>``). Where the template has ``{% generation %}`` markers (or TRL ships a patched
+training template for it) the markers' own mask is used inside each trained turn, so the
+labels equal TRL's ``assistant_only_loss`` labels. Per-turn weights (``"weight"`` on a turn,
+from OpenAI ``weight`` or LLaMA-Factory ``loss_weight``) switch turns off or on. ``tools`` are
+passed to the template (``apply_chat_template(..., tools=...)``); a template that does not
+render tools, tool calls or tool results is refused, since the tool data would vanish.
 
 The loss modes (``LossPlan.mode``):
 
-- ``assistant_only``: messages kept, ``assistant_only_loss=True`` (template has markers,
-  TRL can patch it, or the ChatML fallback was applied): every assistant turn is trained.
-- ``last_turn``: messages converted to prompt/completion: the final assistant turn is trained.
-- ``completion_only``: prompt/completion data, ``completion_only_loss=True``.
+- ``assistant_turns``: conversations (messages, conversational or wrapped prompt/completion):
+  the trained turns as above.
+- ``completion_only``: plain-text prompt/completion without a chat template,
+  ``completion_only_loss=True`` (TRL's completion mask).
 - ``all_tokens``: plain text, or completion-only loss turned off: every token is trained.
+
+Unpaired preference (KTO) rows train with SFT as prompt/completion on their desirable
+answers only; the undesirable ones are left out (tuitune has no KTO trainer).
 """
 
 from __future__ import annotations
@@ -36,7 +52,7 @@ from tuitune.core.data.templates import chat_template_of, ensure_chat_template
 from tuitune.core.errors import TuituneError
 
 IGNORE_INDEX = -100
-SFT_FORMATS = ("messages", "prompt_completion", "text")
+SFT_FORMATS = ("messages", "prompt_completion", "text", "unpaired_preference")
 PREFERENCE_FORMATS = ("preference",)
 
 
@@ -48,10 +64,19 @@ class LossPlan:
     data_format: str
     assistant_only_loss: bool = False
     completion_only_loss: bool = False
-    to_prompt_completion: bool = False  # messages -> (prior turns, final assistant turn)
     wrap_plain_as_chat: bool = False  # plain prompt/completion -> user/assistant turns
     fallback_template: str | None = None  # "chatml" when a base model got the fallback
     notes: list[str] = field(default_factory=list)
+    per_turn: bool = False  # conversations tokenized by tuitune with a per-turn mask
+    mask_source: str = ""  # "generation markers" | "TRL training template" | "per turn"
+    training_template: str | None = None  # TRL's patched template, when it has one
+    tools: bool = False  # rows pass tools / tool turns through the template
+    drop_undesirable: bool = False  # unpaired preference: only label=true rows train
+    mismatched: int = 0  # trained turns whose prefix renders differently (see the doc)
+
+    @property
+    def completion_only_loss_for_turns(self) -> bool:
+        return self.mode == "assistant_turns"
 
     def config_kwargs(self, max_length: int | None) -> dict[str, Any]:
         return {
@@ -110,16 +135,82 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 # --- planning -------------------------------------------------------------------------------
 
 
-def _trl_can_patch(tokenizer: Any) -> bool:
-    """True when TRL ships a training template (with markers) for this tokenizer's template."""
+def _trl_training_template(tokenizer: Any) -> str | None:
+    """TRL's patched training template (with markers) for this tokenizer's template, if any."""
     from trl.chat_template_utils import get_training_chat_template
 
     try:
-        return get_training_chat_template(tokenizer) is not None
-    except (ValueError, TypeError):
-        return False
-    except Exception:  # a template that fails to render the tool probe: not patchable
-        return False
+        return get_training_chat_template(tokenizer)
+    except Exception:  # unsupported template (ValueError) or one that fails TRL's probe
+        return None
+
+
+_PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "tuitune_probe_tool",
+        "description": "probe",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+}
+_PROBE_CALL = [
+    {"role": "user", "content": "hi"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"type": "function", "function": {"name": "tuitune_probe_call", "arguments": {}}}
+        ],
+    },
+    {"role": "tool", "name": "tuitune_probe_call", "content": "tuitune_probe_result"},
+]
+
+
+def tool_support(tokenizer: Any, chat_template: str | None = None) -> list[str]:
+    """What tool data the template drops: [] when it renders tool definitions, tool calls
+    and tool results; otherwise the missing parts ("tool definitions", ...)."""
+    missing = []
+    kw: dict[str, Any] = {"tokenize": False}
+    if chat_template:
+        kw["chat_template"] = chat_template
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}], tools=[_PROBE_TOOL], **kw
+        )
+    except Exception:
+        text = ""
+    if "tuitune_probe_tool" not in text:
+        missing.append("tool definitions")
+    try:
+        text = tokenizer.apply_chat_template(_PROBE_CALL, **kw)
+    except Exception:
+        text = ""
+    if "tuitune_probe_call" not in text.split("tuitune_probe_result")[0]:
+        missing.append("tool calls")
+    if "tuitune_probe_result" not in text:
+        missing.append("tool results")
+    return missing
+
+
+def _uses_tools(rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(rows with tool definitions, rows with tool-call or tool-result turns)."""
+    defs = turns = 0
+    for r in rows:
+        defs += bool(r.get("tools"))
+        msgs = _conversation(r) or []
+        turns += any(m.get("tool_calls") or m["role"] == "tool" for m in msgs)
+    return defs, turns
+
+
+def _conversation(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The row as one conversation with per-turn weights, or None for plain text rows:
+    messages as they are; conversational prompt/completion as prompt turns (not trained)
+    followed by the completion turns."""
+    if "messages" in row:
+        return row["messages"]
+    if isinstance(row.get("prompt"), list) and isinstance(row.get("completion"), list):
+        return [{**m, "weight": 0} for m in row["prompt"]] + list(row["completion"])
+    return None
 
 
 def plan_loss(
@@ -132,7 +223,9 @@ def plan_loss(
     """Choose how to feed ``data_format`` rows to SFTTrainer so the loss falls where it should.
 
     May give a template-less tokenizer the ChatML fallback (conversational data needs one).
-    ``rows`` (a sample is enough) lets the notes count multi-turn conversations.
+    ``rows`` (a sample is enough; all rows for tool checks) lets the notes count multi-turn
+    conversations and lets tool data be checked against the template. TuituneError when the
+    template cannot render the rows' tools.
     """
     if data_format not in SFT_FORMATS:
         raise TuituneError(
@@ -143,10 +236,17 @@ def plan_loss(
     if data_format == "text":
         plan.notes.append("plain text: every token is trained (there is no prompt to mask)")
         return plan
+    if data_format == "unpaired_preference":
+        plan.drop_undesirable = True
+        bad = sum(1 for r in rows if r.get("label") is False)
+        plan.notes.append(
+            "unpaired preference (KTO) rows: the desirable answers are trained as "
+            f"prompt/completion; {bad} undesirable answers are left out (no KTO trainer)"
+        )
     conversational = data_format == "messages" or any(
         isinstance(r.get("prompt"), list) for r in rows[:1]
     )
-    if data_format == "prompt_completion" and not conversational:
+    if not conversational:
         if chat_template_of(tokenizer) is not None:
             plan.wrap_plain_as_chat = True
             conversational = True
@@ -156,58 +256,147 @@ def plan_loss(
             )
         else:
             plan.notes.append("no chat template: prompt and completion are joined as plain text")
-    if conversational:
-        plan.fallback_template = ensure_chat_template(tokenizer)
-        if plan.fallback_template:
-            plan.notes.append(
-                "the model has no chat template (a base model): ChatML is used for training and "
-                "saved with the adapter for generation"
+            plan.completion_only_loss = completion_only_loss
+            plan.mode = "completion_only" if completion_only_loss else "all_tokens"
+            return plan
+    plan.fallback_template = ensure_chat_template(tokenizer)
+    if plan.fallback_template:
+        plan.notes.append(
+            "the model has no chat template (a base model): ChatML is used for training and "
+            "saved with the adapter for generation"
+        )
+    plan.per_turn = True
+    from tuitune.core.data.templates import has_generation_markers
+
+    if has_generation_markers(chat_template_of(tokenizer)):
+        plan.mask_source = "generation markers"
+    else:
+        plan.training_template = _trl_training_template(tokenizer)
+        plan.mask_source = "TRL training template" if plan.training_template else "per turn"
+    defs, tool_turns = _uses_tools(rows)
+    if defs or tool_turns:
+        missing = tool_support(tokenizer, plan.training_template)
+        if missing:
+            raise TuituneError(
+                f"the model's chat template does not render {' or '.join(missing)}, and "
+                f"{max(defs, tool_turns)} rows use tools: that part would be dropped silently",
+                fix="pick a model whose chat template supports tools (Qwen2.5/Qwen3, Llama "
+                "3.1+, SmolLM3, Mistral), or remove the tools and tool turns from the data",
             )
-    if data_format == "prompt_completion":
-        plan.completion_only_loss = completion_only_loss
-        plan.mode = "completion_only" if completion_only_loss else "all_tokens"
-        return plan
-    # messages
+        plan.tools = True
+        plan.notes.append(
+            f"tools: {defs} rows pass tool definitions to the template, {tool_turns} rows "
+            "have tool-call / tool-result turns (tool calls are trained, results are not)"
+        )
     if not completion_only_loss:
         plan.notes.append("completion-only loss is off: prompts are trained too")
         return plan
-    from tuitune.core.data.templates import has_generation_markers
-
-    if has_generation_markers(chat_template_of(tokenizer)) or _trl_can_patch(tokenizer):
-        plan.mode = "assistant_only"
-        plan.assistant_only_loss = True
-        plan.notes.append("every assistant turn is trained; system and user turns are masked")
-        return plan
-    plan.mode = "last_turn"
-    plan.to_prompt_completion = True
-    plan.completion_only_loss = True
-    multi = sum(1 for r in rows if sum(m["role"] == "assistant" for m in r["messages"]) > 1)
-    note = (
-        "the chat template has no {% generation %} markers: each conversation trains on its "
-        "final assistant turn (earlier turns are the prompt)"
+    plan.mode = "assistant_turns"
+    multi = sum(
+        1
+        for r in rows
+        if sum(_trained(m) for m in (_conversation(r) or _wrapped(r, plan) or [])) > 1
     )
+    how = {
+        "generation markers": "the template's {% generation %} markers",
+        "TRL training template": "TRL's training template for this model (with markers)",
+        "per turn": "each turn's span in the rendered template (it has no generation markers)",
+    }[plan.mask_source]
+    note = f"every assistant turn is trained (found by {how}); system, user and tool turns are "
+    note += "masked, or as per-turn weights say"
     if multi:
-        note += f"; {multi} multi-turn conversations keep their earlier answers as context only"
+        note += f"; {multi} rows train more than one turn"
     plan.notes.append(note)
     return plan
 
 
-def to_trainer_row(row: dict[str, Any], plan: LossPlan) -> dict[str, Any]:
-    """One curated row in the form the plan feeds to SFTTrainer."""
-    if plan.to_prompt_completion:
-        msgs = row["messages"]
-        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-        return {"prompt": msgs[:last], "completion": [msgs[last]]}
+def _trained(m: dict[str, Any]) -> bool:
+    """A turn carries loss: its weight when given, else assistant turns only."""
+    return bool(m.get("weight", 1 if m["role"] == "assistant" else 0))
+
+
+def _wrapped(row: dict[str, Any], plan: LossPlan) -> list[dict[str, Any]] | None:
     if plan.wrap_plain_as_chat and isinstance(row.get("prompt"), str):
-        return {
-            "prompt": [{"role": "user", "content": row["prompt"]}],
-            "completion": [{"role": "assistant", "content": row["completion"]}],
-        }
-    if plan.data_format == "messages":
-        return {"messages": row["messages"]}
-    if plan.data_format == "prompt_completion":
+        return [
+            {"role": "user", "content": row["prompt"], "weight": 0},
+            {"role": "assistant", "content": row["completion"]},
+        ]
+    return None
+
+
+def _clean(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Turns as the template gets them (the weight is tuitune's, not the template's)."""
+    return [{k: v for k, v in m.items() if k != "weight"} for m in messages]
+
+
+def tokenize_conversation(
+    messages: list[dict[str, Any]],
+    tokenizer: Any,
+    plan: LossPlan,
+    tools: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``input_ids`` and ``assistant_masks`` for one conversation (see the module doc).
+
+    ``mismatch`` counts trained turns whose prefix renders differently alone than inside
+    the whole conversation (the turn then starts where the two diverge, as in TRL).
+    """
+    from trl.data_utils import _tokenize, common_prefix_length
+
+    kw: dict[str, Any] = {"tools": tools or None}
+    if plan.training_template:
+        kw["chat_template"] = plan.training_template
+    turns = _clean(messages)
+    markers = plan.mask_source in ("generation markers", "TRL training template")
+    full = _tokenize(tokenizer, turns, return_assistant_tokens_mask=markers, **kw)
+    ids = list(full["input_ids"])
+    if not plan.completion_only_loss_for_turns:
+        return {"input_ids": ids, "assistant_masks": [1] * len(ids), "mismatch": 0}
+    template_mask = list(full["assistant_masks"]) if markers else None
+    mask = [0] * len(ids)
+    mismatch = 0
+    for i, m in enumerate(messages):
+        if not _trained(m):
+            continue
+        if i:
+            before = _tokenize(
+                tokenizer, turns[:i], add_generation_prompt=m["role"] == "assistant", **kw
+            )["input_ids"]
+            start = common_prefix_length(list(before), ids)
+            mismatch += start < len(before)
+        else:
+            start = 0
+        if i < len(messages) - 1:
+            through = _tokenize(tokenizer, turns[: i + 1], **kw)["input_ids"]
+            end = common_prefix_length(list(through), ids)
+        else:
+            end = len(ids)
+        for t in range(start, end):
+            on = template_mask[t] if template_mask is not None and m["role"] == "assistant" else 1
+            mask[t] = 1 if on else mask[t]
+    return {"input_ids": ids, "assistant_masks": mask, "mismatch": mismatch}
+
+
+def to_trainer_row(row: dict[str, Any], plan: LossPlan, tokenizer: Any = None) -> dict[str, Any]:
+    """One curated row in the form the plan feeds to SFTTrainer (tokenized for
+    conversations: ``input_ids`` + ``assistant_masks``)."""
+    if plan.per_turn:
+        msgs = _conversation(row) or _wrapped(row, plan)
+        if msgs is None:
+            raise TuituneError("a row is not a conversation", fix="prepare the data again")
+        if tokenizer is None:
+            raise TuituneError("tokenizing a conversation needs the tokenizer")
+        out = tokenize_conversation(msgs, tokenizer, plan, row.get("tools"))
+        plan.mismatched += out.pop("mismatch")
+        return out
+    if plan.data_format in ("prompt_completion", "unpaired_preference"):
         return {"prompt": row["prompt"], "completion": row["completion"]}
     return {"text": row["text"]}
+
+
+def _trainer_rows(rows: list[dict[str, Any]], plan: LossPlan, tokenizer: Any) -> list[Any]:
+    if plan.drop_undesirable:
+        rows = [r for r in rows if r.get("label") is not False]
+    return [to_trainer_row(r, plan, tokenizer) for r in rows]
 
 
 def _dataset(rows: list[dict[str, Any]]) -> Any:
@@ -220,17 +409,28 @@ def _dataset(rows: list[dict[str, Any]]) -> Any:
 
 
 def sft_trainer_inputs(spec: Any, tokenizer: Any) -> SFTInputs:
-    """Datasets and SFTConfig arguments for ``spec`` (a TrainSpec) with completion-only loss
-    when ``spec.completion_only_loss``, also for templates without generation markers."""
+    """Datasets and SFTConfig arguments for ``spec`` (a TrainSpec): conversations tokenized
+    with their per-turn assistant mask, other rows in TRL's standard form."""
     rows = read_jsonl(spec.train_file)
+    eval_rows = read_jsonl(spec.eval_file) if spec.eval_file else []
     plan = plan_loss(
-        spec.data_format, tokenizer, completion_only_loss=spec.completion_only_loss, rows=rows
+        spec.data_format,
+        tokenizer,
+        completion_only_loss=spec.completion_only_loss,
+        rows=rows + eval_rows,
     )
-    train = _dataset([to_trainer_row(r, plan) for r in rows])
-    evaluation = None
-    if spec.eval_file:
-        evaluation = _dataset([to_trainer_row(r, plan) for r in read_jsonl(spec.eval_file)])
+    train = _dataset(_trainer_rows(rows, plan, tokenizer))
+    evaluation = _dataset(_trainer_rows(eval_rows, plan, tokenizer)) if eval_rows else None
+    if plan.mismatched:
+        plan.notes.append(_mismatch_note(plan.mismatched))
     return SFTInputs(train, evaluation, plan.config_kwargs(spec.max_length), plan, list(plan.notes))
+
+
+def _mismatch_note(n: int) -> str:
+    return (
+        f"{n} trained turns render differently alone than inside their conversation (the "
+        "template rewrites earlier turns): each starts where the two renderings diverge"
+    )
 
 
 def _preference_row(row: dict[str, Any], wrap: bool) -> dict[str, Any]:
@@ -376,7 +576,11 @@ def label_preview(
     rows = list(rows)
     plan = plan_loss(data_format, tokenizer, completion_only_loss=completion_only_loss, rows=rows)
     config = plan.config_kwargs(max_length)
-    trainer_rows = [to_trainer_row(r, plan) for r in rows]
+    if plan.drop_undesirable:
+        rows = [r for r in rows if r.get("label") is not False]
+    trainer_rows = [to_trainer_row(r, plan, tokenizer) for r in rows]
+    if plan.mismatched:
+        plan.notes.append(_mismatch_note(plan.mismatched))
     # Prepare without truncation so fully-masked rows are not filtered out of the preview,
     # then apply TRL's keep_start truncation ourselves to mark what is cut.
     full = trl_prepare(_dataset(trainer_rows), tokenizer, {**config, "max_length": None})
