@@ -224,3 +224,41 @@ def spec_wants_gpu(spec: TrainSpec) -> bool:
     if spec.use_cpu:
         return False
     return bool(spec.bf16 or spec.fp16 or spec.method == "qlora" or spec.load_in_4bit)
+
+
+def quantization_config(prec: Precision) -> Any:
+    """The BitsAndBytesConfig of a 4-bit policy (None otherwise): nf4, double quantization,
+    the policy's compute dtype. Training, evaluation and chat all load QLoRA bases with it."""
+    if not prec.load_in_4bit:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as e:  # missing or broken native library
+        raise TuituneError(
+            f"QLoRA needs bitsandbytes, which failed to import: {e}",
+            fix="pip install bitsandbytes, or choose method lora",
+        ) from None
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch_dtype(prec.bnb_compute or prec.compute),
+    )
+
+
+def load_kwargs(prec: Precision, *, training: bool, cuda: bool, device_index: int = 0) -> dict:
+    """``from_pretrained`` dtype / quantization / device_map for the base under ``prec``.
+
+    Training loads the master dtype (fp32 for full SFT); evaluation and chat load the dtype
+    the training forward computed in. 4-bit weights are placed by ``device_map`` (a
+    quantized model cannot be moved with ``.to``); other models are moved by the caller.
+    """
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(prec.load if training else prec.inference)}
+    quant = quantization_config(prec)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        if cuda:
+            kwargs["device_map"] = {"": device_index}
+    return kwargs

@@ -58,45 +58,29 @@ def load_tokenizer(spec: TrainSpec) -> Any:
 
 
 def quantization_config(spec: TrainSpec, prec: precision.Precision | None = None) -> Any:
-    """QLoRA's recipe: nf4 weights, double quantization, compute in the policy's dtype (bf16
-    where the GPU has it, fp16 where not, fp32 on the CPU). Evaluation and chat load the
-    base through this same config."""
+    """QLoRA's recipe (``precision.quantization_config``): nf4 weights, double quantization,
+    compute in the policy's dtype (bf16 where the GPU has it, fp16 where not, fp32 on the
+    CPU). Evaluation and chat load the base through this same config."""
     if spec.method != "qlora" and not spec.load_in_4bit:
         return None
-    from transformers import BitsAndBytesConfig
-
-    prec = prec or model_precision(spec)
-
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception as e:  # missing or broken native library
-        raise TuituneError(
-            f"QLoRA needs bitsandbytes, which failed to import: {e}",
-            fix="pip install bitsandbytes, or choose method lora",
-        ) from None
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=precision.torch_dtype(prec.bnb_compute or prec.compute),
-    )
+    return precision.quantization_config(prec or model_precision(spec))
 
 
 def model_load_kwargs(spec: TrainSpec, prec: precision.Precision | None = None) -> dict[str, Any]:
     """``from_pretrained`` keyword arguments for the base: the policy's load dtype (fp32 master
     weights for full SFT), the 4-bit config and, for 4-bit weights on CUDA, this rank's GPU."""
-    prec = prec or model_precision(spec)
-    kwargs: dict[str, Any] = {
-        "trust_remote_code": spec.trust_remote_code,
-        "dtype": precision.torch_dtype(prec.load),
-    }
-    quant = quantization_config(spec, prec)
-    if quant is not None:
-        kwargs["quantization_config"] = quant
-        if cuda_available():
-            import os
+    import os
 
-            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    prec = prec or model_precision(spec)
+    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    kwargs.update(
+        precision.load_kwargs(
+            prec,
+            training=True,
+            cuda=cuda_available(),
+            device_index=int(os.environ.get("LOCAL_RANK", "0")),
+        )
+    )
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation
     return kwargs
