@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.follow import EventPrinter
+from tuitune.core.nodes import SINGLE, Nodes, finish_worker, new_worker_dir, processes_per_node
 from tuitune.core.rundir import RunDir, new_run_dir
 from tuitune.core.session import Session, load_session
 
@@ -77,8 +78,15 @@ def replay(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     force: bool = False,
     replan: bool = False,
+    nodes: Nodes = SINGLE,
+    num_processes: int | None = None,
 ) -> ReplayResult:
-    """Run a session end to end; raise TuituneError on bad input or a failed run."""
+    """Run a session end to end; raise TuituneError on bad input or a failed run.
+
+    ``nodes``: this machine's part of a several-machine run (``--nodes --node-rank
+    --rdzv``). The ``--node-rank 0`` machine holds the run and evaluates it; the others train
+    into a worker folder and return when their part of the training ends.
+    """
     from tuitune.core.models import resolve_model
     from tuitune.core.run_session import save_run_session
 
@@ -99,14 +107,22 @@ def replay(
     model = resolve_model(session.model.ref)
     say.line(f"model: {model.name} ({model.source}) at {model.path}")
 
-    run = new_run_dir(out)
-    say.line(f"run: {run.root}")
-    save_run_session(run, session)
+    if nodes.is_worker:
+        run = new_worker_dir(out, nodes)
+        say.line(f"worker: node {nodes.rank} of {nodes.count}, folder {run.root}")
+    else:
+        run = new_run_dir(out)
+        say.line(f"run: {run.root}")
+        save_run_session(run, session)
 
     from tuitune.core.plan import launch_plan
     from tuitune.core.runs import final_reason, wait_run
 
-    launched = launch_plan(plan, session, run, model=model, force=force)
+    nproc = num_processes or (processes_per_node() if nodes.multi else None)
+    launched = launch_plan(
+        plan, session, run, model=model, force=force, num_processes=nproc, nodes=nodes
+    )
+    nproc = nproc or plan.launch.num_processes
     spec, prepared = launched.spec, launched.prepared
     split = prepared.manifest.get("split", {})
     say.line(
@@ -119,6 +135,15 @@ def replay(
         if on_event:
             on_event(e)
 
+    if nodes.multi:
+        say.line(
+            f"nodes: {nodes.count} machines x {nproc} process(es), rank 0 at {nodes.rdzv}"
+            + ("" if nodes.is_worker else "; waiting for the other nodes to join")
+        )
+    if nodes.is_worker:
+        finish_worker(run)
+        say.line(f"worker: node {nodes.rank} done; the run and its report are on node 0")
+        return ReplayResult(run=run, final={"type": "finished"}, report=None, rows=[])
     final = wait_run(run, on_event=handle)
     if final.get("type") == "stopped":  # a stop someone asked for is not a failure
         say.line(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tuitune.commands._nodes import add_node_arguments
+
 NAME = "replay"
 HELP = "run a saved session headless: prepare data, train, evaluate, report"
 
@@ -30,16 +32,20 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="re-decide micro-batch, accumulation, checkpointing and method for this machine",
     )
+    add_node_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from tuitune.core.nodes import parse_nodes
     from tuitune.replay import parse_overrides, print_summary, replay
 
+    nodes = parse_nodes(args.nodes, args.node_rank, args.rdzv)
     result = replay(
         args.session,
         out=args.out,
         seed=args.seed,
         overrides=parse_overrides(args.overrides),
+        nodes=nodes,
         force=args.force,
         replan=args.replan,
     )

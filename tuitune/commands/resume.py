@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{r.id}: resuming from {where}, pid {pid}")
     if args.detach:
         return 0
+    from tuitune.core.nodes import finish_worker, nodes_of
+
+    if nodes_of(read_run_json(r)).is_worker:  # a worker node: the events are on node 0
+        finish_worker(r)
+        print(f"{r.id}: this node's part is done; the run is on the --node-rank 0 machine")
+        return 0
     final = wait_run(r, on_event=Printer(sys.stdout).event)
     if final.get("type") == "finished":
         print(f"{r.id}: finished, saved to {final.get('adapter_dir') or final.get('model_dir')}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from tuitune.core import precision
 from tuitune.core.errors import TuituneError
+from tuitune.core.nodes import multi_node_env
 from tuitune.core.rundir import RunDir
 from tuitune.core.spec import TrainSpec
 
@@ -191,6 +192,9 @@ def common_args(spec: TrainSpec, run: RunDir, *, has_eval: bool) -> dict[str, An
         torch_compile=spec.torch_compile,
         use_liger_kernel=spec.use_liger_kernel,
         ddp_find_unused_parameters=False if spec.uses_peft else None,
+        # Across machines every node keeps its own full checkpoints, so a resume needs no
+        # shared filesystem (each node's local rank 0 writes into its own folder).
+        save_on_each_node=multi_node_env(),
     )
 
 
