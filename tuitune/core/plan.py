@@ -506,6 +506,7 @@ def make_plan(
     overrides: dict[str, Any] | None = None,
     data_stats: Any = None,
     replan: bool = False,
+    num_processes: int | None = None,
 ) -> Plan:
     """The plan for ``session`` on ``hardware`` (None: probe this machine) or a ``gpu`` from
     the bundled table ("A100-80GB x4"), with ``overrides`` (``--set``, already typed) winning.
@@ -513,7 +514,9 @@ def make_plan(
     ``data_stats``: token lengths per training row (or a DataStats) when the caller has them;
     otherwise they are measured when the model's tokenizer is at hand. ``replan``: re-decide
     the memory-bound fields (``MEMORY_BOUND``) for this machine even where the session set
-    them. Raises TuituneError for a spec that cannot train (before any data preparation).
+    them. ``num_processes``: that many data-parallel processes instead of one per GPU (on a
+    CPU: torchrun on gloo, for tests and many-core machines). Raises TuituneError for a spec
+    that cannot train (before any data preparation).
     """
     from tuitune.core import recipe as recipe_mod
     from tuitune.core.method_defaults import defaults_for
@@ -607,20 +610,21 @@ def make_plan(
 
     # Several GPUs: accumulation divided across the processes
     n_gpus = len(hw.gpus)
-    procs = n_gpus if n_gpus > 1 else 1
+    procs = num_processes or (n_gpus if n_gpus > 1 else 1)
     strategy = rec.strategy if rec is not None else ("single" if hw.gpus else "cpu")
-    if procs > 1 and "gradient_accumulation_steps" in user:
+    if procs > 1 and ("gradient_accumulation_steps" in user or num_processes):
         accum = values["gradient_accumulation_steps"]
+        whose = "your" if "gradient_accumulation_steps" in user else "the"
         per = max(1, math.ceil(accum / procs))
         micro = values["per_device_train_batch_size"]
         same = per * procs == accum
         put(
             "gradient_accumulation_steps",
             per,
-            f"your {accum} accumulation steps divided across {procs} processes: "
+            f"{whose} {accum} accumulation steps divided across {procs} processes: "
             f"{micro} x {per} x {procs} = {micro * per * procs} per optimizer step"
-            + ("" if same else f" (you asked for {micro * accum}; accumulation is whole steps)"),
-            "user",
+            + ("" if same else f" (not {micro * accum}: accumulation is whole steps)"),
+            sources.get("gradient_accumulation_steps", ("recommendation",))[0],
         )
     spec = TrainSpec.from_dict({**values, "schema_version": 1}, source=src)
     if folder is not None and not spec.model:
@@ -687,7 +691,7 @@ def make_plan(
     if procs > 1 and strategy not in ("ddp", "fsdp"):
         strategy = "fsdp" if fsdp else "ddp"
     if not hw.gpus:
-        strategy = "mps" if hw.mps else "cpu"
+        strategy = "mps" if hw.mps else ("ddp" if procs > 1 else "cpu")
     command = _command(procs, fsdp, cuda=bool(hw.gpus))
     unit = "packed rows" if spec.packing else "examples"
     effective = spec.per_device_train_batch_size * spec.gradient_accumulation_steps * procs
