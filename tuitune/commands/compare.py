@@ -11,18 +11,51 @@ HELP = "put the before/after evaluation of several runs side by side"
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or run ids")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load(run_dir):  # noqa: ANN001, ANN202 - RunDir -> EvalResults
+    from tuitune.core.errors import TuituneError
+    from tuitune.core.evaluation import EvalResults
+
+    path = run_dir.eval / "results.json"
+    if not path.is_file():
+        raise TuituneError(
+            "no evaluation results",
+            path=path,
+            fix=f"tuitune evaluate {run_dir.root} (scores a finished or stopped run)",
+        )
+    return EvalResults.load(path)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuitune.core.evaluation import EvalResults
     from tuitune.core.report import compare_rows
     from tuitune.core.rundir import find_run
 
     loaded = []
     for ref in args.runs:
         run_dir = find_run(ref)
-        loaded.append((run_dir.id, EvalResults.load(run_dir.eval / "results.json")))
+        loaded.append((run_dir.id, _load(run_dir)))
     header, rows = compare_rows(loaded)
+    if args.json:
+        import dataclasses
+        import json
+
+        out = {
+            "header": header,
+            "rows": [dict(zip(header, row)) for row in rows],
+            "runs": {
+                name: {
+                    "comparisons": [
+                        {**dataclasses.asdict(c), "verdict": c.verdict} for c in res.comparisons
+                    ],
+                    "warnings": list(res.warnings),
+                }
+                for name, res in loaded
+            },
+        }
+        print(json.dumps(out, default=str))
+        return 0
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table

@@ -11,14 +11,37 @@ HELP = "list saved sessions"
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paths", action="store_true", help="print only the file paths")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     from tuitune.core.errors import TuituneError
     from tuitune.core.paths import sessions_dir
     from tuitune.core.session import list_sessions
 
     found = list_sessions()
+    if args.json:
+        rows = []
+        for path, s in found:
+            if isinstance(s, TuituneError):
+                rows.append({"path": str(path), "error": str(s)})
+            else:
+                rows.append(
+                    {
+                        "path": str(path),
+                        "id": s.id,
+                        "name": s.name,
+                        "updated": s.updated,
+                        "model": s.model.ref,
+                        "trust_remote_code": s.model.trust_remote_code,
+                        "method": s.spec.get("method"),
+                        "runs": list(s.runs),
+                    }
+                )
+        print(json.dumps(rows))
+        return 0
     if not found:
         print(f"no sessions yet in {sessions_dir()}")
         return 0

@@ -57,12 +57,17 @@ def prepare_run(
 ) -> tuple[TrainSpec, Any]:
     """Curate the session's data into ``run.data``; return the spec to launch and the
     ``PreparedData`` (manifest, report, counts)."""
+    from tuitune.core.runs import mark_failed
     from tuitune.core.tracking import check_report_to
 
-    check_report_to(spec.report_to)  # a tracker that is not installed fails before any work
-    prepared = prepare_session_data(
-        session, run.data, model, seed=spec.seed, max_length=spec.max_length, progress=progress
-    )
+    try:
+        check_report_to(spec.report_to)  # a tracker that is not installed fails before any work
+        prepared = prepare_session_data(
+            session, run.data, model, seed=spec.seed, max_length=spec.max_length, progress=progress
+        )
+    except BaseException as e:  # the folder says why it holds no run (tuitune runs)
+        mark_failed(run, str(e) or type(e).__name__)
+        raise
     spec = spec.replace(
         model=str(model.path),
         train_file=str(prepared.train_file),
@@ -80,13 +85,15 @@ def evaluate_session_run(
     spec: TrainSpec,
     *,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    tuned: Path | None = None,
 ) -> tuple[Any, Path, list[tuple[str, ...]]]:
     """Evaluate a finished run of ``session`` base vs tuned and write ``RUN/report.md``.
 
     The one evaluation path of the wizard and the replay: every method is scored against
     its base (an adapter applied to the base, or a full-SFT model directory in ``run.adapter``
     loaded by the eval child beside the base), on the session's evaluation file or else the
-    run's validation split. Returns (results, report path, summary rows).
+    run's validation split. ``tuned`` scores another directory than ``run.adapter`` (a
+    stopped run's last checkpoint, see core.run_eval). Returns (results, report path, rows).
     """
     import dataclasses
 
@@ -100,7 +107,7 @@ def evaluate_session_run(
         general_file=str(session.resolve(ev.general_file)) if ev.general_file else "",
     )
     results = run_evaluation(
-        run, Path(spec.model), run.adapter, choice, seed=spec.seed, on_event=on_event
+        run, Path(spec.model), tuned or run.adapter, choice, seed=spec.seed, on_event=on_event
     )
     report = write_report(run, session, results)
     return results, report, summary_rows(results)

@@ -1,7 +1,9 @@
 """The layout of a run directory, in one place.
 
 RUN/
-  run.json          run id, session path, created, child pid (written at launch)
+  run.json          run id, session path, created; the preparing process's pid from the
+                    start, the child's pid from the launch, or why the launch failed
+  session.json      the session the run came from (paths made absolute)
   spec.json         the TrainSpec the child trains from
   events.jsonl      the event protocol (tuitune.core.events)
   train.log         the child's stdout and stderr
@@ -79,11 +81,19 @@ def new_run_id(prefix: str = "run") -> str:
 
 
 def new_run_dir(out: str | Path | None = None, prefix: str = "run") -> RunDir:
-    """Create a fresh run directory under ``out`` (default: the runs directory)."""
+    """Create a fresh run directory under ``out`` (default: the runs directory).
+
+    Its ``run.json`` names this process as the one preparing it, so a folder whose launch
+    never happened reads as failed (with the reason when one was recorded), never as
+    nothing."""
+    from tuitune.core.runs import mark_preparing
+
     base = Path(out) if out else paths.runs_dir()
     root = base / new_run_id(prefix)
     root.mkdir(parents=True, exist_ok=False)
-    return RunDir(root)
+    run = RunDir(root)
+    mark_preparing(run)
+    return run
 
 
 def find_run(ref: str | Path) -> RunDir:
