@@ -412,21 +412,6 @@ def validate(
             )
 
 
-def check_values(values: dict[str, Any], *, source: str = "configure") -> dict[str, str]:
-    """Field -> problem for form values (the Configure screen's validators use this rule)."""
-    from tuitune.core.spec import field_problem
-
-    out: dict[str, str] = {}
-    for name, value in values.items():
-        try:
-            problem = field_problem(name, value)
-        except KeyError:
-            problem = "is not a TrainSpec field"
-        if problem:
-            out[name] = f"{name} {problem}"
-    return out
-
-
 # --------------------------------------------------------------------------------------
 # The plan
 # --------------------------------------------------------------------------------------
@@ -818,7 +803,9 @@ def launch_plan(
         model = resolve_model(session.model.ref)
     say("preparing data...")
     spec, prepared = prepare_run(session, plan.spec, model, run, progress=progress)
-    write_json_atomic(run.root / "plan.json", plan.to_dict())
+    # the spec written to the run is the plan's, but for this run's own paths
+    same = planned_fields(spec) == planned_fields(plan.spec)
+    write_json_atomic(run.root / "plan.json", {**plan.to_dict(), "launched_as_planned": same})
     say("starting the training process...")
     pid = start_run(
         spec,
