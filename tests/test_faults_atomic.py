@@ -77,3 +77,97 @@ def test_text_is_utf8_and_an_existing_file_is_replaced(tmp_path: Path) -> None:
     target.write_text("old", encoding="utf-8")
     assert write_text_atomic(target, "café ✓\n") == target
     assert target.read_bytes() == "café ✓\n".encode()
+
+
+def test_the_temp_file_is_a_hidden_sibling_named_after_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ls``, ``*.json`` globs and the run listing never see a half-written file."""
+    calls = _fail_replace(monkeypatch)
+    with pytest.raises(OSError):
+        write_text_atomic(tmp_path / "report.md", "x")
+    tmp = Path(calls[0][0]).name
+    assert tmp.startswith(".report.md.") and tmp.endswith(".tmp") and tmp != ".report.md..tmp"
+
+
+def test_the_original_error_surfaces_even_when_the_temp_file_is_already_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def replace(src, dst, *a, **k):
+        os.unlink(src)  # e.g. a cleaner removed it, or the rename half-happened
+        raise OSError(28, "No space left on device (injected)")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="No space left"):
+        write_text_atomic(tmp_path / "a.json", "{}")
+    assert list(tmp_path.iterdir()) == [tmp_path / "tuitune-home"]
+
+
+def _umask_now() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_files_get_the_mode_a_plain_open_would_give(tmp_path: Path, mask: int) -> None:
+    from tuitune.core.atomic import default_file_mode
+
+    old = os.umask(mask)
+    try:
+        assert default_file_mode() == 0o666 & ~mask
+        write_json_atomic(tmp_path / "run.json", {"a": 1})
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "run.json").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_an_explicit_mode_wins(tmp_path: Path) -> None:
+    write_bytes_atomic(tmp_path / "key", b"secret", mode=0o600)
+    assert (tmp_path / "key").stat().st_mode & 0o777 == 0o600
+    write_bytes_atomic(tmp_path / "tool", b"#!/bin/sh\n", mode=0o755)
+    assert (tmp_path / "tool").stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc only")
+def test_the_umask_is_read_without_changing_it_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting and restoring the umask races other threads' file creation: /proc is read."""
+    from tuitune.core.atomic import default_file_mode
+
+    expected = 0o666 & ~_umask_now()
+
+    def no_umask(_mask: int) -> int:
+        raise AssertionError("os.umask called while /proc/self/status is readable")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    assert default_file_mode() == expected
+
+
+@pytest.mark.parametrize(
+    "status", [OSError(13, "Permission denied"), "Name:\tpython\nUmask:\tzz\n", "Name:\tpy\n"]
+)
+def test_the_umask_falls_back_when_proc_is_unreadable_or_odd(
+    monkeypatch: pytest.MonkeyPatch, status
+) -> None:
+    from tuitune.core.atomic import default_file_mode
+
+    expected = 0o666 & ~_umask_now()
+    real = Path.read_text
+
+    def read_text(self, *a, **k):
+        if str(self) == "/proc/self/status":
+            if isinstance(status, Exception):
+                raise status
+            return status
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert default_file_mode() == expected
+
+
+def test_json_keeps_the_key_order_it_was_given(tmp_path: Path) -> None:
+    write_json_atomic(tmp_path / "spec.json", {"schema_version": 1, "b": 2, "a": [1, "é"]})
+    text = (tmp_path / "spec.json").read_text(encoding="utf-8")
+    assert text == '{\n  "schema_version": 1,\n  "b": 2,\n  "a": [\n    1,\n    "\\u00e9"\n  ]\n}\n'
