@@ -1,8 +1,14 @@
 """``tuitune data check FILE...``: the data pre-flight for scripts and CI.
 
 Prints the detected format and why, the curation report, statistics, flags and masking
-warnings; ``--json`` prints the same as one JSON object. Exit 0 when the data is usable,
-1 with the reasons when it is not, 2 when it cannot be read at all.
+warnings; ``--json`` prints the same as one JSON object (and an error as
+``{"error": ..., "path", "line", "fix"}``). Exit 0 when the data is usable, 1 with the
+reasons when it is not, 2 when it cannot be read at all.
+
+Formats: alpaca, sharegpt (also LLaMA-Factory's, with its dataset_info.json beside the file or
+in the folder), OpenAI messages (tools, tool_calls, weight), prompt/completion, text (.txt:
+one document per blank-line block, or per line), preference pairs, unpaired preference (KTO).
+Other column names: --columns prompt=question,completion=answer.
 """
 
 from __future__ import annotations
@@ -23,6 +29,24 @@ def configure(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("check", help="pre-flight check of data files", description=__doc__)
     c.add_argument("files", nargs="+", metavar="FILE", help="JSONL/JSON/CSV/Parquet or a folder")
     c.add_argument("--model", help="model for token lengths and masking (path, HF id, default)")
+    c.add_argument(
+        "--columns",
+        metavar="NAME=COLUMN,...",
+        help="map the file's columns to tuitune's names, e.g. prompt=question,completion=answer "
+        "(names: prompt completion text messages conversations chosen rejected label system "
+        "tools instruction input output history; turn tags: role_tag content_tag user_tag "
+        "assistant_tag ...)",
+    )
+    c.add_argument(
+        "--text-unit",
+        choices=("auto", "paragraph", "line", "document"),
+        default="auto",
+        help=".txt files: one document per blank-line block (paragraph), per line, or the "
+        "whole file (document); auto: paragraphs when the file has blank lines, else lines",
+    )
+    c.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument(
         "--format",
@@ -36,12 +60,66 @@ def configure(p: argparse.ArgumentParser) -> None:
     c.add_argument("--seed", type=int, default=42)
     c.add_argument("--pii", choices=("redact", "drop", "off"), default="redact")
     c.add_argument("--no-near-dedup", action="store_true", help="skip MinHash near-duplicates")
-    c.add_argument("--keep-html", action="store_true", help="do not strip HTML")
+    c.add_argument(
+        "--keep-html",
+        action="store_true",
+        help="do not strip HTML (code in backticks, fenced blocks and code-like text is always kept)",
+    )
     c.add_argument("--train-all-tokens", action="store_true", help="no completion-only loss")
     c.add_argument("--out", help="write the curated set and manifest into this folder")
 
 
+def _quiet_libraries() -> None:
+    """bitsandbytes logs "No module named 'kernels'" on some CPUs when it loads: harmless
+    (tuitune never installs ``kernels``, which fetches from a hub) but it reads as an error."""
+    import logging
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "kernels" not in record.getMessage()
+
+    for name in ("bitsandbytes.backends.cpu.ops", "bitsandbytes.backends.mps.ops"):
+        logging.getLogger(name).addFilter(drop)
+
+
 def run(args: argparse.Namespace) -> int:
+    from tuitune.core.data.curation import CurationEmptyError
+    from tuitune.core.errors import TuituneError
+
+    _quiet_libraries()
+    try:
+        return _run(args)
+    except CurationEmptyError as e:
+        if args.json:
+            print(json.dumps({**_error(e), "curation": e.report.to_dict()}, indent=2))
+            return 2
+        print("Curation report:", file=sys.stderr)
+        for line in curation_lines(e.report):
+            print(line, file=sys.stderr)
+        raise
+    except TuituneError as e:
+        if args.json:
+            print(json.dumps(_error(e), indent=2, ensure_ascii=False))
+            return 2
+        raise
+
+
+def _error(e: Any) -> dict[str, Any]:
+    return {"usable": False, "error": e.message, "path": e.path, "line": e.line, "fix": e.fix}
+
+
+def curation_lines(report: Any) -> list[str]:
+    """The curation report as plain lines (steps, counts, two examples each)."""
+    lines = [f"Curation: {report.rows_in} -> {report.rows_out} rows"]
+    for step in report.steps:
+        lines.append(f"  {step.summary()}")
+        for ex in step.examples[:2]:
+            why = f" [{ex['reason']}]" if ex.get("reason") else ""
+            after = f" -> {ex['after']!r}" if ex.get("after") else ""
+            lines.append(f"      {ex['origin']}{why}: {ex['before']!r}{after}")
+    return lines
+
+
+def _run(args: argparse.Namespace) -> int:
     from tuitune.core.data.check import check_data
 
     model_dir = None
@@ -66,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         completion_only_loss=not args.train_all_tokens,
         progress=progress,
+        columns=args.columns,
+        text_unit=args.text_unit,
     )
     if args.json:
         print(json.dumps(check.to_dict(), indent=2, ensure_ascii=False, default=str))
@@ -85,13 +165,12 @@ def print_check(check: Any) -> None:
     print(f"Loaded: {load['rows']} rows from {len(load['files'])} file(s), {load['bad']} bad")
     for bad in load["bad_rows"][:5]:
         print(f"  bad  {bad}")
-    print(f"Curation: {p.report.rows_in} -> {p.report.rows_out} rows")
-    for step in p.report.steps:
-        print(f"  {step.summary()}")
-        for ex in step.examples[:2]:
-            why = f" [{ex['reason']}]" if ex.get("reason") else ""
-            after = f" -> {ex['after']!r}" if ex.get("after") else ""
-            print(f"      {ex['origin']}{why}: {ex['before']!r}{after}")
+    for mapping in p.mappings:
+        print(f"Columns: {mapping}")
+    for kept in p.kept:
+        print(f"Kept: {kept}")
+    for line in curation_lines(p.report):
+        print(line)
     split = p.manifest["split"]
     print(
         f"Split: {split['train_rows']} train / {split['eval_rows']} validation (seed {split['seed']})"

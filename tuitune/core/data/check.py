@@ -17,6 +17,7 @@ from tuitune.core.data.masking import MaskingReport, check_masking
 from tuitune.core.data.prepare import PreparedData, load_tokenizer, prepare_data
 from tuitune.core.data.stats import DataStats, compute_stats
 from tuitune.core.data.training_view import SFT_FORMATS, read_jsonl
+from tuitune.core.errors import TuituneError
 
 
 @dataclass
@@ -49,6 +50,8 @@ class DataCheck:
             "curation": p.manifest["curation"],
             "split": p.manifest["split"],
             "warnings": p.warnings,
+            "kept": p.kept,
+            "mappings": p.mappings,
             "stats": self.stats.to_dict(),
             "masking": self.masking.to_dict() if self.masking else None,
             "model": self.model_dir,
@@ -68,9 +71,12 @@ def check_data(
     seed: int = 42,
     completion_only_loss: bool = True,
     progress: Callable[[str], None] | None = None,
+    columns: Any = None,
+    text_unit: str = "auto",
 ) -> DataCheck:
     """Prepare ``paths`` (into ``out_dir`` or a temporary directory), compute stats and, with
-    a model, the masking report on a sample. TuituneError for input that cannot be read."""
+    a model, the masking report on a sample. TuituneError for input that cannot be read;
+    a template that cannot render the data's tools is a problem (the data is not usable)."""
     tokenizer = load_tokenizer(model_dir) if model_dir is not None else None
     with tempfile.TemporaryDirectory(prefix="tuitune-check-") as tmp:
         target = Path(out_dir) if out_dir is not None else Path(tmp)
@@ -85,6 +91,8 @@ def check_data(
             max_length=max_length if tokenizer is not None else None,
             tokenizer=tokenizer,
             progress=progress,
+            columns=columns,
+            text_unit=text_unit,
         )
         rows = read_jsonl(prepared.train_file)
     dup = sum(s.dropped for s in prepared.report.steps if s.name in ("dedup_exact", "dedup_near"))
@@ -104,9 +112,25 @@ def check_data(
         check.notes.append(f"{prepared.load.bad} bad rows skipped")
     if tokenizer is None:
         check.notes.append("no model given: token lengths and masking were not checked")
+        if any(k.startswith(("tools:", "tool calls:")) for k in prepared.kept):
+            check.notes.append(
+                "the data uses tools: check with --model that the chat template renders them"
+            )
     elif prepared.data_format in SFT_FORMATS:
         if progress is not None:
             progress("Previewing labels")
+        from tuitune.core.data.training_view import plan_loss
+
+        try:  # the tool check looks at every row, the preview at a sample
+            plan_loss(
+                prepared.data_format,
+                tokenizer,
+                completion_only_loss=completion_only_loss,
+                rows=rows,
+            )
+        except TuituneError as e:
+            check.problems.append(e.message + (f" (fix: {e.fix})" if e.fix else ""))
+            return check
         check.masking = check_masking(
             rows,
             tokenizer,

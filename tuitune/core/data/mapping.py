@@ -83,7 +83,7 @@ class ColumnMap:
 
     def describe(self) -> str:
         pairs = [f"{k}={v}" for k, v in self.columns.items() if k != v]
-        pairs += [f"{k}={v}" for k, v in self.tags.items()]
+        pairs += [f"{k}={v}" for k, v in self.tags.items() if _TAG_DEFAULTS.get(k) != v]
         return f"{self.origin}" + (f" ({', '.join(pairs)})" if pairs else "")
 
     def apply(self, row: dict[str, Any]) -> dict[str, Any]:

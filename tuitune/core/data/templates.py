@@ -58,10 +58,16 @@ def ensure_chat_template(tokenizer: Any, choice: str = "chatml") -> str | None:
     return "chatml"
 
 
+def _turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in m.items() if k != "weight"} for m in messages]
+
+
 def render(tokenizer: Any, row: dict[str, Any]) -> str:
-    """The text the model sees for one standard-form row (for previews and length counts)."""
+    """The text the model sees for one standard-form row (for previews and length counts);
+    a row's ``tools`` go to the template as ``apply_chat_template`` takes them."""
+    tools = row.get("tools") or None
     if "messages" in row:
-        return tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        return tokenizer.apply_chat_template(_turns(row["messages"]), tools=tools, tokenize=False)
     if "chosen" in row:
         row = {"prompt": row.get("prompt", ""), "completion": row["chosen"]}
     if "prompt" in row:
@@ -73,6 +79,6 @@ def render(tokenizer: Any, row: dict[str, Any]) -> str:
                 if isinstance(completion, list)
                 else [{"role": "assistant", "content": completion}]
             )
-            return tokenizer.apply_chat_template(p + c, tokenize=False)
+            return tokenizer.apply_chat_template(_turns(p + c), tools=tools, tokenize=False)
         return prompt + completion
     return str(row.get("text", ""))

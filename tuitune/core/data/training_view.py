@@ -19,8 +19,8 @@ covers the tokens between the conversation up to turn i (with the generation pro
 assistant turn) and the conversation through turn i, both tokenized with the model's
 template and compared to the whole by ``trl.data_utils.common_prefix_length`` (the rule TRL
 uses to find a completion). For a conversation's final turn this is exactly TRL's
-prompt/completion mask, so single-turn data trains the same tokens as before; earlier turns
-also include the template's separator after the end-of-turn token (the newline after
+prompt/completion mask, so single-turn data trains the same tokens as before; like that mask,
+each turn includes the template's separator after its end-of-turn token (the newline after
 ``<|im_end|>``). Where the template has ``{% generation %}`` markers (or TRL ships a patched
 training template for it) the markers' own mask is used inside each trained turn, so the
 labels equal TRL's ``assistant_only_loss`` labels. Per-turn weights (``"weight"`` on a turn,
