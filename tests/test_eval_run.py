@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -178,9 +179,67 @@ def test_full_model_directory_is_a_second_load(tiny_model: Path, tmp_path: Path)
         model.model.layers[0].mlp.down_proj.weight.add_(0.5)
     model.save_pretrained(tuned)
     shutil.copy(tiny_model / "tokenizer.json", tuned / "tokenizer.json")
-    results = evaluate(_spec(tmp_path / "run", tiny_model, tuned, general_file=""))
+    results = evaluate(_spec(tmp_path / "run", tiny_model, tuned, general_file="", method="full"))
     assert results["adapter_check"]["applied"] is True
     assert "lora_modules" not in results["adapter_check"]
+    # base scored, freed, then the tuned model loaded: never two models alive at once
+    loading = results["loading"]
+    assert loading["sequential"] is True
+    assert loading["model_loads"] == 2 and loading["peak_live_models"] == 1
+    assert loading["dtype"] == "fp32"  # on the CPU the policy is fp32
+    by = {c["metric"]: c for c in results["comparisons"]}
+    assert by["eval_loss"]["before"] != by["eval_loss"]["after"]
+
+
+def test_lora_evaluation_keeps_one_model(tiny_model: Path, adapters, tmp_path: Path) -> None:
+    results = evaluate(_spec(tmp_path, tiny_model, adapters["trained"], general_file=""))
+    assert results["loading"]["model_loads"] == 1 and results["loading"]["peak_live_models"] == 1
+    assert results["loading"]["load_in_4bit"] is False
+
+
+def test_qlora_run_is_evaluated_on_its_4bit_base(
+    tiny_model: Path, adapters, tmp_path: Path
+) -> None:
+    """A QLoRA run's base loads in nf4 with the training's quantization config, not bf16."""
+    from tuitune.core.events import EventWriter
+    from tuitune.runner.evaluate import Evaluator
+
+    spec = _spec(tmp_path / "run", tiny_model, adapters["trained"], method="qlora")
+    with EventWriter(tmp_path / "events.jsonl") as events:
+        ev = Evaluator(spec, events)
+    kw = ev.load_kwargs()
+    assert kw["quantization_config"].bnb_4bit_quant_type == "nf4"
+    assert kw["quantization_config"].bnb_4bit_use_double_quant is True
+    q_proj = ev.model.base_model.model.model.layers[0].self_attn.q_proj
+    assert type(q_proj.base_layer).__name__ == "Linear4bit"
+    results = evaluate(replace(spec, general_file="", limit=2))
+    assert results["loading"]["load_in_4bit"] is True
+    assert results["adapter_check"]["applied"] is True
+
+
+def test_evalspec_carries_the_run_precision(tmp_path: Path) -> None:
+    from tuitune.core.evaluation import build_evalspec
+    from tuitune.core.spec import TrainSpec
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.spec.write_text(
+        TrainSpec(method="qlora", bf16=True, load_in_4bit=True, max_length=300).to_json()
+    )
+    choice = EvalChoice(task="json_extract", eval_file=EVAL)
+    espec = build_evalspec(run, tmp_path, None, choice, seed=1)
+    assert (espec.method, espec.bf16, espec.fp16, espec.load_in_4bit) == (
+        "qlora",
+        True,
+        False,
+        True,
+    )
+    assert espec.max_length == 300
+    run.spec.write_text(json.dumps({"method": "full", "lora_r": "eight"}))
+    from tuitune.core.errors import TuituneError
+
+    with pytest.raises(TuituneError, match="lora_r"):
+        build_evalspec(run, tmp_path, None, choice, seed=1)
 
 
 def test_run_evaluation_in_a_child_process(tiny_model: Path, adapters, tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 
 ``run_evaluation`` writes ``RUN/eval/evalspec.json`` and runs ``python -m
 tuitune.runner.evaluate EVALSPEC.json`` (the training environment: GPU where there is one),
-forwarding its ``progress`` events. The child loads the model once, evaluates the base with
-the adapter disabled and the tuned model with it enabled, and writes ``RUN/eval/results.json``
-atomically.
+forwarding its ``progress`` events. The child loads the base exactly as the run trained it
+(the spec's precision: 4-bit for QLoRA, the training dtype otherwise), evaluates the base with
+the adapter disabled and the tuned model with it enabled (full SFT: base, then tuned, never
+both at once), and writes ``RUN/eval/results.json`` atomically.
 
 Honesty rules (issue 6): every figure carries its sample size; every before/after difference
 gets a paired, seeded bootstrap interval, and a difference whose interval contains zero is
@@ -30,6 +31,7 @@ from tuitune.core.errors import TuituneError
 from tuitune.core.events import EventTail
 from tuitune.core.rundir import RunDir
 from tuitune.core.session import EvalChoice
+from tuitune.core.spec import TrainSpec
 
 RESULTS_SCHEMA_VERSION = 1
 EVALSPEC_SCHEMA_VERSION = 1
@@ -59,6 +61,11 @@ class EvalSpec:
     seed: int = 42
     trust_remote_code: bool = False
     use_cpu: bool = False
+    # How the run trained (tuitune.core.precision reads them): the base loads the same way
+    method: str = "lora"
+    bf16: bool = False
+    fp16: bool = False
+    load_in_4bit: bool = False
     schema_version: int = EVALSPEC_SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -355,24 +362,25 @@ def _per_example_mean(side: dict[str, Any] | None) -> list[float] | None:
 # ---- launching the child ------------------------------------------------------------------
 
 
-def _read_spec(run: RunDir) -> dict[str, Any]:
-    try:
-        return json.loads(run.spec.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+def _run_spec(run: RunDir) -> TrainSpec:
+    """The run's TrainSpec (defaults when the run has no spec.json: a bare base evaluation)."""
+    if not run.spec.is_file():
+        return TrainSpec()
+    return TrainSpec.load(run.spec)
 
 
 def build_evalspec(
     run: RunDir, base_model: Path, adapter: Path | None, choice: EvalChoice, *, seed: int
 ) -> EvalSpec:
-    """The child's spec: the session's evaluation choice plus what the run's spec.json says."""
-    spec = _read_spec(run)
+    """The child's spec: the session's evaluation choice plus what the run's spec.json says
+    (read through ``TrainSpec.load``: its precision fields decide how the base loads)."""
+    spec = _run_spec(run)
     preference = ""
-    if spec.get("method") == "dpo" and spec.get("eval_file"):
-        preference = spec["eval_file"]
+    if spec.method == "dpo" and spec.eval_file:
+        preference = spec.eval_file
     eval_file = choice.eval_file
-    if not eval_file and spec.get("data_format") != "preference":
-        eval_file = spec.get("eval_file", "")
+    if not eval_file and spec.data_format != "preference":
+        eval_file = spec.eval_file
     return EvalSpec(
         run_dir=str(run.root),
         base_model=str(base_model),
@@ -381,13 +389,17 @@ def build_evalspec(
         eval_file=eval_file,
         general_file=choice.general_file,
         preference_file=preference,
-        beta=float(spec.get("beta", 0.1)),
+        beta=spec.beta,
         max_new_tokens=choice.max_new_tokens,
         limit=choice.limit,
-        max_length=int(spec.get("max_length", 1024)),
+        max_length=spec.max_length,
         seed=seed,
-        trust_remote_code=bool(spec.get("trust_remote_code", False)),
-        use_cpu=bool(spec.get("use_cpu", False)),
+        trust_remote_code=spec.trust_remote_code,
+        use_cpu=spec.use_cpu,
+        method=spec.method,
+        bf16=spec.bf16,
+        fp16=spec.fp16,
+        load_in_4bit=spec.load_in_4bit,
     )
 
 
@@ -404,7 +416,8 @@ def run_evaluation(
     """Evaluate base vs tuned in a child process; return the results it wrote.
 
     ``adapter`` is a PEFT adapter directory (one model load, base = adapter disabled) or a
-    full model directory (full SFT: two loads); ``None`` evaluates the base alone.
+    full model directory (full SFT: two loads, one after the other); ``None`` evaluates the
+    base alone.
     """
     if not choice.eval_file and not choice.task and not choice.general_file:
         raise TuituneError("nothing to evaluate", fix="choose an evaluation task or an eval file")

@@ -1,9 +1,12 @@
 """The evaluation child: ``python -m tuitune.runner.evaluate EVALSPEC.json``.
 
-Runs where training runs (GPU when there is one). Loads the base model once; with a PEFT
-adapter the base is evaluated with the adapter disabled (``with model.disable_adapter():``)
-and the tuned model with it enabled, so both sides see identical weights, prompts and greedy
-decoding. A full-SFT output directory is loaded as a second model instead.
+Runs where training runs (GPU when there is one). The base loads exactly as it was trained
+(``tuitune.core.precision``): nf4 with the run's quantization config for QLoRA, otherwise the
+dtype the training forward computed in. With a PEFT adapter the base is loaded once and
+evaluated with the adapter disabled (``with model.disable_adapter():``), the tuned model with
+it enabled, so both sides see identical weights, prompts and greedy decoding. A full-SFT
+output directory is a whole second model: the base is scored, freed, and only then the tuned
+model loaded, so the two never share the GPU.
 
 Per side: loss and perplexity on the eval set's reference answers (answer tokens only), task
 scores of batched, left-padded greedy generations, perplexity on general text and answers to
@@ -16,14 +19,17 @@ RUN/eval/results.json atomically.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import platform
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import precision
 from tuitune.core.atomic import write_json_atomic
 from tuitune.core.errors import TuituneError
 from tuitune.core.evaluation import EvalSpec, finalize
@@ -130,17 +136,31 @@ def _batches(items: list[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
 
 
 class Evaluator:
-    """Holds the model and tokenizer; every pass is batched and reports progress."""
+    """Holds the model and tokenizer; every pass is batched and reports progress.
+
+    PEFT runs keep one model for both sides. Full SFT keeps at most one model alive: the
+    side about to be scored is loaded after the other one is freed (``peak_live_models``
+    counts the models really alive, through weak references, at each load).
+    """
 
     def __init__(self, spec: EvalSpec, events: EventWriter) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.spec = spec
         self.events = events
         self.torch = torch
         torch.manual_seed(spec.seed)
-        self.device = "cuda" if torch.cuda.is_available() and not spec.use_cpu else "cpu"
+        cuda = torch.cuda.is_available() and not spec.use_cpu
+        self.device = "cuda" if cuda else "cpu"
+        self.precision = precision.from_flags(
+            spec.method,
+            bf16=spec.bf16,
+            fp16=spec.fp16,
+            use_cpu=spec.use_cpu,
+            load_in_4bit=spec.load_in_4bit,
+            cuda=cuda,
+        )
         self.batch_size = spec.batch_size or (32 if self.device == "cuda" else 16)
         t0 = time.time()
         self.tok = AutoTokenizer.from_pretrained(
@@ -148,51 +168,89 @@ class Evaluator:
         )
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
-        dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else None
-        kw: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
-        if dtype is not None:
-            kw["dtype"] = dtype
-        self.model = AutoModelForCausalLM.from_pretrained(spec.base_model, **kw).to(self.device)
-        self.tuned_model: Any = None  # full SFT: a second model
+        self._refs: list[weakref.ref[Any]] = []
+        self.loads = 0
+        self.peak_live_models = 0
+        self.model: Any = None  # the base (PEFT-wrapped for adapter runs)
+        self.tuned_model: Any = None  # full SFT: a second model, loaded when its turn comes
+        self.tuned_dir: Path | None = None
         self.peft = False
         adapter = Path(spec.adapter) if spec.adapter else None
         if adapter is not None:
             if (adapter / "adapter_config.json").is_file():
-                from peft import PeftModel
-
-                self.model = PeftModel.from_pretrained(self.model, str(adapter))
                 self.peft = True
             elif (adapter / "config.json").is_file():
-                self.tuned_model = (
-                    AutoModelForCausalLM.from_pretrained(str(adapter), **kw).to(self.device).eval()
-                )
+                self.tuned_dir = adapter
             else:
                 raise TuituneError(
                     "neither a PEFT adapter nor a model directory",
                     path=adapter,
                     fix="pass RUN/adapter of a finished run",
                 )
-        self.model.eval()
+        self.model = self._load(spec.base_model)
+        if self.peft:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter)).eval()
         self.render = Renderer(self.tok)
         self.load_s = time.time() - t0
         self.done = 0
         self.total = 0
 
+    def load_kwargs(self) -> dict[str, Any]:
+        """``from_pretrained`` arguments: the training's dtype, its 4-bit config for QLoRA."""
+        kw: dict[str, Any] = {"trust_remote_code": self.spec.trust_remote_code}
+        kw.update(precision.load_kwargs(self.precision, training=False, cuda=self.device == "cuda"))
+        return kw
+
+    def _load(self, path: str | Path) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        kw = self.load_kwargs()
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kw)
+        if "device_map" not in kw and not self.precision.load_in_4bit:
+            model = model.to(self.device)
+        model.eval()
+        self.loads += 1
+        self._refs.append(weakref.ref(model))
+        live = sum(1 for r in self._refs if r() is not None)
+        self.peak_live_models = max(self.peak_live_models, live)
+        return model
+
+    def _free(self, attr: str) -> None:
+        setattr(self, attr, None)
+        gc.collect()
+        if self.device == "cuda":
+            self.torch.cuda.empty_cache()
+
     @property
     def has_tuned(self) -> bool:
-        return self.peft or self.tuned_model is not None
+        return self.peft or self.tuned_dir is not None
 
     @contextlib.contextmanager
     def side(self, which: str) -> Iterator[Any]:
-        """The model for one side: "before" = base (adapter disabled), "after" = tuned."""
+        """The model for one side: "before" = base (adapter disabled), "after" = tuned.
+
+        Full SFT: entering "after" frees the base and loads the tuned model; entering
+        "before" again frees the tuned model and reloads the base.
+        """
         if which == "before":
             if self.peft:
                 with self.model.disable_adapter():
                     yield self.model
-            else:
-                yield self.model
-        else:
-            yield self.tuned_model if self.tuned_model is not None else self.model
+                return
+            if self.model is None:
+                self._free("tuned_model")
+                self.model = self._load(self.spec.base_model)
+            yield self.model
+            return
+        if self.tuned_dir is None:
+            yield self.model
+            return
+        if self.tuned_model is None:
+            self._free("model")
+            self.tuned_model = self._load(self.tuned_dir)
+        yield self.tuned_model
 
     def tick(self, what: str, n: int = 1) -> None:
         self.done += n
@@ -283,21 +341,25 @@ class Evaluator:
             self.tick(what, len(chunk))
         return {"nll_sum": sums, "tokens": counts}
 
-    def adapter_check(self, prompts: list[Any]) -> dict[str, Any]:
-        """Does the tuned model differ from the base at all? Identical logits on a probe batch
-        mean the adapter was not applied (never trained, wrong target modules, not loaded)."""
+    def probe_logits(self, model: Any, prompts: list[Any]) -> Any:
+        """Logits of one side on the probe batch, kept on the CPU for ``adapter_check``."""
         torch = self.torch
         texts = [self.render.prompt(p) for p in prompts[:PROBE_ROWS]] or ["Hello"]
         self.tok.padding_side = "left"
         enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(self.device) for k, v in enc.items()}
-        logits = {}
-        for which in ("before", "after"):
-            with self.side(which) as m, torch.inference_mode():
-                logits[which] = m(**enc).logits.float()
         mask = enc["attention_mask"].bool()
-        diff = (logits["after"] - logits["before"]).abs()[mask].max().item()
-        check: dict[str, Any] = {"max_logit_diff": diff, "probe_rows": len(texts)}
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        with torch.inference_mode():
+            logits = model(**enc).logits.float().cpu()
+        return logits, mask, len(texts)
+
+    def adapter_check(self, probes: dict[str, Any]) -> dict[str, Any]:
+        """Does the tuned model differ from the base at all? Identical logits on a probe batch
+        mean the adapter was not applied (never trained, wrong target modules, not loaded).
+        ``probes`` holds ``probe_logits`` of both sides (scored one after the other)."""
+        (before, mask, rows), (after, _, _) = probes["before"], probes["after"]
+        diff = (after - before).abs()[mask].max().item()
+        check: dict[str, Any] = {"max_logit_diff": diff, "probe_rows": rows}
         if self.peft:
             b_norms = [
                 p.detach().abs().max().item()
@@ -333,6 +395,7 @@ def _environment(ev: Evaluator) -> dict[str, Any]:
         "transformers": transformers.__version__,
         "peft": peft.__version__,
         "device": ev.device,
+        "precision": ev.precision.describe(),
     }
     if ev.device == "cuda":
         env["gpu"] = torch.cuda.get_device_name(0)
@@ -384,17 +447,21 @@ def evaluate(spec: EvalSpec) -> dict[str, Any]:
             },
             "warnings": [],
         }
-        if ev.has_tuned:
-            raw["adapter_check"] = ev.adapter_check(prompts or [q for q, _, _ in g_qa])
-
         t_eval = time.time()
         gens: dict[str, list[str]] = {}
         scores: dict[str, dict[str, list[float]]] = {}
         loss: dict[str, Any] = {}
         gen_general: dict[str, list[str]] = {}
         general_out: dict[str, Any] = {"n_text": len(g_text), "n_questions": len(g_qa)}
-        for which in sides:
+        probes: dict[str, Any] = {}
+        probe_prompts = prompts or [q for q, _, _ in g_qa]
+
+        def score_side(which: str) -> None:
+            # A function of its own, so no reference to a side's model outlives its turn
+            # (full SFT frees the base before the tuned model loads).
             with ev.side(which) as model:
+                if ev.has_tuned:
+                    probes[which] = ev.probe_logits(model, probe_prompts)
                 if loss_pairs:
                     loss[which] = ev.nll(model, loss_pairs, f"{which}: eval loss")
                 if task and prompts:
@@ -419,6 +486,19 @@ def evaluate(spec: EvalSpec) -> dict[str, Any]:
                     general_out[f"qa_{which}"] = score_all(
                         get_task("contains"), gen_general[which], [r for _, _, r in g_qa]
                     )["contains"]
+
+        for which in sides:
+            score_side(which)
+        if ev.has_tuned:
+            raw["adapter_check"] = ev.adapter_check(probes)
+        raw["loading"] = {
+            "precision": ev.precision.to_dict(),
+            "dtype": ev.precision.inference,
+            "load_in_4bit": ev.precision.load_in_4bit,
+            "model_loads": ev.loads,
+            "peak_live_models": ev.peak_live_models,
+            "sequential": ev.tuned_dir is not None,
+        }
         if pref and ev.peft:
             raw["preference"] = _preference(ev, pref)
         raw["task_scores"] = scores
