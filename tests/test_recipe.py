@@ -235,3 +235,24 @@ def test_reads_the_real_probe_result(lengths: list[int]) -> None:
         ]
         == "sdpa"
     )
+
+
+def test_near_uniform_lengths_are_not_packed() -> None:
+    """4% padding: packing would gain little and round the tokens per step to whole rows."""
+    uniform = [120 + (i % 11) for i in range(500)]
+    r = choose_recipe(spec(per_device_train_batch_size=4, max_length=384), CPU, uniform)
+    assert r.spec_overrides["packing"] is False
+    assert "only" in r.lever("packing").reason and "padding" in r.lever("packing").reason
+
+
+def test_fields_the_user_set_are_kept(lengths: list[int]) -> None:
+    s = spec(gradient_checkpointing=True, packing=False, per_device_train_batch_size=2)
+    fixed = {"gradient_checkpointing", "packing", "per_device_train_batch_size"}
+    r = choose_recipe(s, H100, lengths, flat_estimate(0.5), fixed=fixed)
+    assert r.spec_overrides["gradient_checkpointing"] is True  # it fits without; kept
+    assert r.spec_overrides["packing"] is False
+    assert r.spec_overrides["per_device_train_batch_size"] == 2
+    assert "as you set it" in r.lever("gradient_checkpointing").reason
+    assert "as you set it" in r.lever("packing").reason
+    free = choose_recipe(s, H100, lengths, flat_estimate(0.5))
+    assert free.spec_overrides["gradient_checkpointing"] is False

@@ -135,3 +135,39 @@ def test_what_fits_table() -> None:
 def test_too_small_says_so(gib: int) -> None:
     rec = recommend(_hw(gib), "Llama-3.3-70B-Instruct")
     assert not rec.fits and any("largest listed model" in n for n in rec.notes)
+
+
+@pytest.mark.parametrize("method", ["dpo", "reward", "grpo"])
+def test_preference_and_rl_methods_recommend_without_raising(method: str) -> None:
+    spec = TrainSpec(method=method, num_generations=6)
+    rec = recommend(_hw(24, (8, 9)), "Qwen2.5-0.5B-Instruct", method=method, spec=spec)
+    assert rec.overrides["method"] == method and rec.fits
+    if method == "grpo":  # whole groups of completions, and the KV cache counted
+        assert rec.setup.micro_batch % 6 == 0
+        assert rec.estimate.components["generation_kv_cache"] > 0
+    else:  # chosen and rejected go through together
+        assert rec.setup.objective == "dpo"
+
+
+def test_sized_with_the_spec_lora_dropout() -> None:
+    with_dropout = recommend(_hw(80), "Qwen2.5-7B", method="lora", spec=TrainSpec())
+    without = recommend(_hw(80), "Qwen2.5-7B", method="lora")
+    assert with_dropout.setup.lora_dropout == 0.05 and without.setup.lora_dropout == 0.0
+    # the figure is the estimate of exactly that setup: what the spec trains with
+    again = estimate(load_shape("Qwen2.5-7B"), with_dropout.setup)
+    assert needed_bytes(again) == needed_bytes(with_dropout.estimate)
+    same = estimate(load_shape("Qwen2.5-7B"), with_dropout.setup.with_(lora_dropout=0.0))
+    assert needed_bytes(same) < needed_bytes(with_dropout.estimate)  # dropout masks cost
+
+
+def test_full_on_several_gpus_tries_fsdp_before_lora() -> None:
+    rec = recommend(_hw(40, n=4), "Qwen2.5-3B", method="full")
+    assert rec.overrides["method"] == "full" and rec.strategy == "fsdp" and rec.fits
+    assert "FSDP" in dict((c.field, c.reason) for c in rec.choices)["method"]
+
+
+def test_long_tail_is_dropped_not_truncated() -> None:
+    lengths = [100] * 200 + [5000]
+    rec = recommend(_hw(24), "Qwen2.5-0.5B", token_lengths=lengths)
+    reason = rec.choices[0].reason
+    assert "dropped" in reason and "truncated" not in reason
