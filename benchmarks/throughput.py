@@ -1,4 +1,4 @@
-"""Throughput: tuitune's recipe against the plain TRL script, side by side in one run.
+"""Throughput: tuitune's plan against the plain TRL script, side by side in one run.
 
 For each case both arms train the same architecture (random weights from the published
 config), on the same variable-length chat data, for one epoch (so both see exactly the same
@@ -8,30 +8,31 @@ rate schedule and seed, and about the same real tokens per optimizer step:
 - baseline: what a user writes with plain TRL, as ../shared/bench/trl_baseline_grid.py did for
   ../shared/GPU.md: ``SFTTrainer`` defaults (batches padded to their longest example,
   gradient checkpointing on), bf16 on a GPU, LoRA r16 / alpha 32 on all linear layers;
-- tuitune: ``choose_recipe`` on this machine and this data, applied to the spec, trained by
-  tuitune's runner (``python -m tuitune.runner SPEC.json`` launched by
-  ``tuitune.core.runs.start_run``). On a GPU the recipe is capped at the baseline's measured
-  peak memory, as the speed issue asks (no more memory than the baseline).
+- tuitune: a session holding the user's settings, its speed levers chosen by tuitune's plan
+  (``tuitune.core.plan``; the recipe, ``choose_recipe``, where the plan is not in the tree)
+  for this machine and this data, capped on a GPU at the baseline's measured peak memory, and
+  trained by ``python -m tuitune replay SESSION`` (tuitune's own data preparation, launch and
+  runner).
 
-Printed per case and arm: real (non-padding) tokens/s over the steps after warm-up, peak
-memory (``torch.cuda.max_memory_reserved`` on a GPU; peak RSS, ``VmHWM``, on a CPU), both
-ratios, model FLOPs utilisation (6 x N x tokens/s over the device peak, N = parameters in
-matmuls; on a CPU against a measured fp32 matmul peak; 6N overstates LoRA, which computes no
-weight gradients for frozen layers) and the eval loss after the epoch (token-weighted over the
-assistant tokens of a held-out set, unpacked, computed by the same code for both arms).
+Stability: the arms are interleaved and repeated (B T, T B, B T, ...), each arm's rate is taken
+over the steps after warm-up, and the median over repetitions is reported with its min-max.
+The speed-up is the ratio of the medians. On a shared CPU one arm alone varies by +-30%
+between runs; interleaving puts both arms under the same load.
 
-    python benchmarks/throughput.py --cpu            # tiny Llama, LoRA and full SFT
-    python benchmarks/throughput.py                  # GPU: the three cases of the speed issue
-    python benchmarks/throughput.py --case qwen05-lora --json results.json
+Printed per case and arm: real (non-padding) tokens/s (median, min-max), peak memory
+(``torch.cuda.max_memory_reserved`` on a GPU; peak RSS, ``VmHWM``, on a CPU), both ratios,
+model FLOPs utilisation (6 x N x tokens/s over the device peak, N = parameters in matmuls; on a
+CPU against a measured fp32 matmul peak; 6N overstates LoRA, which computes no weight gradients
+for frozen layers) and the eval loss after the epoch of the first repetition (token-weighted
+over the assistant tokens of a held-out set, unpacked, computed by the same code for both arms).
+
+    python benchmarks/throughput.py --cpu                 # tiny Llama, LoRA and full SFT
+    python benchmarks/throughput.py                       # GPU: the three cases of the speed goal
+    python benchmarks/throughput.py --case qwen05-lora --repeats 3 --json results.json
 
 Nothing about GPUs is claimed from a CPU run: it checks that the levers are applied and the
-comparison machinery works.
-
-On the lent GPU (../shared/GPU.md): carry wheels for trl, datasets, bitsandbytes, dill,
-multiprocess and liger-kernel (the Liger lever is on only where it imports), install them into
-/tmp/site as GPU.md shows, then ``PYTHONPATH=/tmp/site:$PWD python benchmarks/throughput.py
---json $OUT/throughput.json`` (about 5 minutes per case; the 7B case writes 15 GB of random
-weights to the work directory first).
+comparison machinery works. On the lent GPU the cases run inside ``benchmarks/gpu_proof.py
+--part speed``; how to carry the wheels there: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -39,18 +40,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import chat_data  # noqa: E402
+import gpu_configs  # noqa: E402
+from gpu_configs import SpeedCase as Case  # noqa: E402
+from replay_run import Replay, plan_module, write_session  # noqa: E402
 
 from tuitune.core.recipe import Device, choose_recipe  # noqa: E402
 from tuitune.core.spec import TrainSpec  # noqa: E402
@@ -59,155 +67,65 @@ GiB = 2**30
 # Eval loss of tuitune's arm may exceed the baseline's by at most this fraction.
 QUALITY_BOUND = 0.03
 
-ARCH = {
-    "Qwen2.5-0.5B": dict(
-        model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-        num_attention_heads=14, num_key_value_heads=2, vocab_size=151936,
-        tie_word_embeddings=True,
-    ),
-    "Llama-3.2-1B": dict(
-        model_type="llama", hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-        num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
-        tie_word_embeddings=True,
-    ),
-    "Qwen2.5-7B": dict(
-        model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-        num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
-        tie_word_embeddings=False,
-    ),
-    "tiny-llama": dict(
-        model_type="llama", hidden_size=128, intermediate_size=344, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, vocab_size=2048, tie_word_embeddings=True,
-    ),
-}  # fmt: skip
+TINY = dict(
+    model_type="llama", hidden_size=128, intermediate_size=344, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=2, vocab_size=2048, tie_word_embeddings=True,
+)  # fmt: skip
 
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    arch: str
-    method: str  # lora | full | qlora
-    batch: int  # the baseline's examples per optimizer step (micro-batch, no accumulation)
-    min_len: int
-    max_len: int  # also max_length
-    examples: int
-    eval_examples: int
-    lr: float
-    optim: str
-    cpu: bool = False
-
-
-CASES = {
-    c.name: c
-    for c in [
-        Case("qwen05-lora", "Qwen2.5-0.5B", "lora", 8, 64, 1024, 320, 64, 2e-4, "adamw_torch_fused"),
-        Case("llama1b-full", "Llama-3.2-1B", "full", 8, 64, 1024, 320, 64, 1e-5, "adamw_torch_fused"),
-        Case("qwen7b-qlora", "Qwen2.5-7B", "qlora", 4, 64, 1024, 160, 32, 2e-4, "paged_adamw_8bit"),
-        Case("tiny-lora", "tiny-llama", "lora", 8, 16, 128, 160, 32, 2e-3, "adamw_torch", cpu=True),
-        Case("tiny-full", "tiny-llama", "full", 8, 16, 128, 160, 32, 1e-3, "adamw_torch", cpu=True),
-    ]
-}  # fmt: skip
+CPU_CASES = (
+    Case("tiny-lora", "tiny-llama", "lora", 8, 16, 128, 320, 32, 2e-3, "adamw_torch", 1.0,
+         repeats=3, cpu=True),
+    Case("tiny-full", "tiny-llama", "full", 8, 16, 128, 320, 32, 1e-3, "adamw_torch", 1.0,
+         repeats=3, cpu=True),
+)  # fmt: skip
+CASES = {c.name: c for c in (*gpu_configs.SPEED, *CPU_CASES)}
 
 # Dense bf16 tensor-core peaks (FLOP/s) by device name fragment.
 GPU_PEAK = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12}
+
+
+def gpu_peak_flops(name: str) -> float | None:
+    """Dense bf16 peak FLOP/s of the GPU called ``name``: the plan's GPU table
+    (``tuitune.core.gpu_table``), else the small table above."""
+    try:
+        from tuitune.core.gpu_table import find_gpu
+    except ImportError:
+        find_gpu = None  # type: ignore[assignment]
+    card = find_gpu(name) if find_gpu else None
+    if card is not None:
+        return card.tflops_16bit * 1e12
+    return next((v for k, v in GPU_PEAK.items() if k in name), None)
+
+
+def arch_config(arch: str) -> dict[str, Any]:
+    return dict(TINY) if arch == "tiny-llama" else gpu_configs.arch_config(arch)
 
 
 # --------------------------------------------------------------------------------------
 # Model and data
 # --------------------------------------------------------------------------------------
 
-SPECIALS = ["<|pad|>", "<|im_start|>", "<|im_end|>", "<unk>"]
-ROLES = ["system", "user", "assistant"]
-TEMPLATE = (
-    "{% for m in messages %}{% if m['role'] == 'assistant' %}"
-    "{{ '<|im_start|> assistant ' }}{% generation %}{{ m['content'] + ' <|im_end|>' }}"
-    "{% endgeneration %}{{ ' ' }}"
-    "{% else %}{{ '<|im_start|> ' + m['role'] + ' ' + m['content'] + ' <|im_end|> ' }}"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|> assistant ' }}{% endif %}"
-)
-# Tokens the template adds around a user + assistant exchange.
-TEMPLATE_TOKENS = 6
-
 
 def build_model(case: Case, directory: Path, *, gpu: bool) -> Path:
-    """Random weights from the architecture's config, and a word-level tokenizer whose
-    every word is one token (so example lengths are exact), saved like a hub model."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    if (directory / "config.json").exists():
-        return directory
-    cfg = dict(ARCH[case.arch])
-    vocab = cfg["vocab_size"]
-    words = SPECIALS + ROLES + [f"t{i}" for i in range(vocab - len(SPECIALS) - len(ROLES))]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<|pad|>",
-        eos_token="<|im_end|>",
-        unk_token="<unk>",
-        additional_special_tokens=["<|im_start|>"],
-        model_max_length=case.max_len,
+    """Random weights from the architecture's config and a word-level tokenizer whose every
+    word is one token (so example lengths are exact), saved like a hub model."""
+    return chat_data.build_model(
+        arch_config(case.arch),
+        directory,
+        device="cuda" if gpu else "cpu",
+        dtype="bf16" if gpu else "fp32",
+        max_length=case.max_len,
     )
-    fast.chat_template = TEMPLATE
-    config = AutoConfig.for_model(
-        **cfg,
-        pad_token_id=0,
-        eos_token_id=2,
-        bos_token_id=None,
-        max_position_embeddings=max(4096, case.max_len),
-    )
-    torch.manual_seed(0)
-    dtype = torch.bfloat16 if gpu else torch.float32
-    device = "cuda" if gpu else "cpu"
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    model.save_pretrained(directory)
-    fast.save_pretrained(directory)
-    del model
-    if gpu:
-        torch.cuda.empty_cache()
-    return directory
 
 
 def make_rows(case: Case, n: int, seed: int) -> tuple[list[dict[str, Any]], list[int]]:
-    """Chat examples whose rendered length is uniform in [min_len, max_len] tokens.
-
-    The task is learnable, so eval loss means something: the answer is the prompt's words
-    mapped through a fixed permutation, in order (words drawn Zipf-like from 2,000 ids).
-    """
-    rng = random.Random(seed)
-    words = min(2000, ARCH[case.arch]["vocab_size"] - 16)
-    perm = list(range(words))
-    random.Random(1234).shuffle(perm)
-    weights = [1.0 / (k + 1) ** 1.1 for k in range(words)]
-    rows, lengths = [], []
-    for _ in range(n):
-        total = rng.randint(case.min_len, case.max_len)
-        body = total - TEMPLATE_TOKENS
-        q = max(1, body // 2)
-        a = max(1, body - q)
-        prompt = rng.choices(range(words), weights=weights, k=q)
-        answer = [perm[prompt[i % q]] for i in range(a)]
-        rows.append(
-            {
-                "messages": [
-                    {"role": "user", "content": " ".join(f"t{w}" for w in prompt)},
-                    {"role": "assistant", "content": " ".join(f"t{w}" for w in answer)},
-                ]
-            }
-        )
-        lengths.append(q + a + TEMPLATE_TOKENS)
-    return rows, lengths
+    """Chat examples whose rendered length is uniform in [min_len, max_len] tokens."""
+    vocab = int(arch_config(case.arch)["vocab_size"])
+    return chat_data.chat_rows(n, (case.min_len, case.max_len), seed=seed, vocab=vocab)
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    chat_data.write_jsonl(path, rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -236,6 +154,10 @@ class PeakRss:
 
     def join(self) -> int:
         self._thread.join(timeout=5)
+        return self.peak
+
+    def join_when_done(self) -> int:
+        self._thread.join(timeout=3600)
         return self.peak
 
 
@@ -418,28 +340,15 @@ def run_baseline(case: Case, model_dir: Path, train: Path, work: Path, gpu: bool
 
 
 # --------------------------------------------------------------------------------------
-# The tuitune arm: the recipe and the runner
+# The tuitune arm: a session, its plan, tuitune replay
 # --------------------------------------------------------------------------------------
 
 
-def run_tuitune(
-    case: Case,
-    model_dir: Path,
-    train: Path,
-    lengths: list[int],
-    work: Path,
-    device: Device,
-    budget: int | None,
-) -> tuple[dict, Any, TrainSpec]:
-    from tuitune.core.events import read_events
-    from tuitune.core.rundir import RunDir
-    from tuitune.core.runs import start_run, wait_run
-
-    gpu = device.cuda
-    spec = TrainSpec(
-        model=str(model_dir),
+def user_spec(case: Case, gpu: bool) -> TrainSpec:
+    """What the user sets in the session: the same settings as the baseline script; the
+    speed levers (packing, attention, Liger, checkpointing, micro-batch) are the plan's."""
+    return TrainSpec(
         method=case.method,
-        train_file=str(train),
         data_format="messages",
         learning_rate=case.lr,
         num_train_epochs=1.0,
@@ -460,16 +369,112 @@ def run_tuitune(
         save_steps=10**6,  # one save, after the last step (outside the timed steps)
         use_cpu=not gpu,
     )
-    recipe = choose_recipe(spec, device, lengths, memory_budget=budget)
-    spec = recipe.apply(spec)
-    run = RunDir(work / "tuitune")
-    pid = start_run(spec, run)
-    rss = PeakRss(pid)
-    final = wait_run(run, poll=0.2)
+
+
+# Spec fields the session does not carry: the launch fills them from the session.
+RUN_FIELDS = ("model", "train_file", "eval_file", "data_format", "output_dir", "trust_remote_code")
+
+
+def capped_hardware(device: Device, budget: int | None) -> Any:
+    """The probe's ``HardwareInfo`` for ``device`` with its free memory cut to ``budget`` (plus
+    the CUDA context the plan subtracts), so the plan sizes the run for the baseline's peak."""
+    import dataclasses
+
+    from tuitune.core import probe
+    from tuitune.core.recommend import CUDA_CONTEXT_BYTES
+
+    if not device.cuda:
+        return probe.probe()
+    if device.name.startswith("planned "):
+        from tuitune.core.gpu_table import hardware_for
+
+        hw = hardware_for(device.name.removeprefix("planned "))
+    else:
+        hw = probe.probe()
+    if budget and hw.gpus:
+        free = min(hw.gpus[0].free_bytes, budget + CUDA_CONTEXT_BYTES)
+        hw = dataclasses.replace(hw, gpus=(dataclasses.replace(hw.gpus[0], free_bytes=free),))
+    return hw
+
+
+def planned_spec(
+    session_path: Path, spec: TrainSpec, device: Device, lengths: list[int], budget: int | None
+) -> tuple[TrainSpec, list[tuple[str, str, str]], str]:
+    """The spec tuitune launches: the plan's for ``device`` capped at ``budget`` bytes (the
+    recipe's where the plan is not in this tree); its (lever, setting, reason) rows; source."""
+    plan = plan_module()
+    if plan is not None:
+        from tuitune.core.session import load_session
+
+        try:
+            hw = capped_hardware(device, budget)
+            p = plan.make_plan(load_session(session_path), hardware=hw, data_stats=lengths)
+            rows = [(c.field, str(c.value), f"[{c.source}] {c.reason}") for c in p.choices]
+            return p.spec, rows, f"plan ({p.verdict}, {p.memory_line()})"
+        except Exception as e:  # the plan is new: say so and fall back to its recipe
+            print(f"   plan failed ({type(e).__name__}: {e}); using the recipe", flush=True)
+    capped = Device(
+        device.kind, device.name, device.total_bytes, budget or device.free_bytes,
+        device.compute_capability,
+    )  # fmt: skip
+    recipe = choose_recipe(spec, capped, lengths, memory_budget=budget)
+    return recipe.apply(spec), recipe.rows(), "recipe"
+
+
+class PidRss:
+    """Peak RSS of the runner child of a replay, found through the run's ``run.json``."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay, self.peak = replay, 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pid = None
+        while pid is None and not self.replay.done():
+            pid = self.replay.runner_pid()
+            time.sleep(0.05)
+        if pid is not None:
+            rss = PeakRss(pid)
+            self.peak = rss.join_when_done()
+
+    def join(self) -> int:
+        self._thread.join(timeout=30)
+        return self.peak
+
+
+def run_tuitune(
+    case: Case,
+    model_dir: Path,
+    train: Path,
+    lengths: list[int],
+    work: Path,
+    device: Device,
+    budget: int | None,
+) -> tuple[dict, list[tuple[str, str, str]], TrainSpec, str]:
+    """One tuitune arm: the session (user settings + the capped plan's levers), replayed."""
+    gpu = device.cuda
+    work.mkdir(parents=True, exist_ok=True)
+    spec = user_spec(case, gpu).replace(model=str(model_dir), train_file=str(train))
+    session_spec = {k: v for k, v in spec.to_dict().items() if k not in RUN_FIELDS}
+    session = write_session(
+        work / "session.json", model=model_dir, train=[train], spec=session_spec,
+        name=f"throughput {case.name}",
+    )  # fmt: skip
+    launched, levers, source = planned_spec(session, spec, device, lengths, budget)
+    session_spec = {k: v for k, v in launched.to_dict().items() if k not in RUN_FIELDS}
+    write_session(
+        work / "session.json", model=model_dir, train=[train], spec=session_spec,
+        name=f"throughput {case.name} ({source} levers)",
+    )  # fmt: skip
+    replay = Replay(work / "session.json", work / "runs")
+    rss = PidRss(replay)
+    res = replay.wait(timeout=3600)
     peak_rss = rss.join()
+    events = res["events"]
+    final = next((e for e in reversed(events) if e.get("type") in ("finished", "error")), {})
     if final.get("type") != "finished":
-        raise RuntimeError(f"tuitune run failed: {final}\n{run.log.read_text()[-3000:]}")
-    events = read_events(run.events)
+        raise RuntimeError(f"tuitune replay failed: {final}\n{res['log_tail']}")
     steps = [e for e in events if e["type"] == "step"]
     points = [(e["time"], int(e["tokens_seen"])) for e in steps]
     mem = [e.get("memory_gib") or 0 for e in steps]
@@ -479,8 +484,9 @@ def run_tuitune(
         "tokens": int(final.get("tokens_seen") or points[-1][1]),
         "peak_bytes": int(max(mem) * GiB) if gpu else peak_rss,
         "final": final.get("adapter_dir") or final.get("model_dir"),
+        "spec": res["spec"],
     }
-    return result, recipe, spec
+    return result, levers, launched, source
 
 
 # --------------------------------------------------------------------------------------
@@ -533,12 +539,24 @@ def eval_loss(
 
 
 # --------------------------------------------------------------------------------------
-# One case
+# One case: interleaved, repeated arms
 # --------------------------------------------------------------------------------------
 
 
-def run_case(case: Case, work: Path, device: Device, cpu_peak: float | None) -> dict:
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def run_case(
+    case: Case, work: Path, device: Device, cpu_peak: float | None, *, repeats: int | None = None
+) -> dict:
+    """Both arms ``repeats`` times, interleaved (B T, T B, ...), on the same data.
+
+    The first repetition runs the baseline first: its measured peak caps tuitune's plan on a
+    GPU for every repetition. Eval loss is computed once per arm (first repetition).
+    """
     gpu = device.cuda
+    repeats = max(1, repeats or case.repeats)
     work.mkdir(parents=True, exist_ok=True)
     model_dir = build_model(case, work / "model", gpu=gpu)
     rows, lengths = make_rows(case, case.examples, seed=1)
@@ -548,66 +566,126 @@ def run_case(case: Case, work: Path, device: Device, cpu_peak: float | None) -> 
     warm = 5 if gpu else 3
 
     print(f"\n== {case.name}: {case.arch} {case.method}, {case.examples} examples of "
-          f"{case.min_len}-{case.max_len} tokens, baseline batch {case.batch}", flush=True)  # fmt: skip
-    base = run_baseline(case, model_dir, train, work, gpu)
-    budget = int(base["peak_bytes"]) if gpu else None
-    tuned, recipe, spec = run_tuitune(case, model_dir, train, lengths, work, device, budget)
+          f"{case.min_len}-{case.max_len} tokens, baseline batch {case.batch}, "
+          f"{repeats} interleaved repetitions", flush=True)  # fmt: skip
+    runs: dict[str, list[dict]] = {"baseline": [], "tuitune": []}
+    budget: int | None = None
+    levers: list[tuple[str, str, str]] = []
+    spec: TrainSpec | None = None
+    source = ""
+    for rep in range(repeats):
+        order = ("baseline", "tuitune") if rep % 2 == 0 else ("tuitune", "baseline")
+        for arm in order:
+            t0 = time.monotonic()
+            if arm == "baseline":
+                res = run_baseline(case, model_dir, train, work / f"baseline-{rep}", gpu)
+                if budget is None and gpu:
+                    budget = int(res["peak_bytes"])
+            else:
+                res, levers, spec, source = run_tuitune(
+                    case, model_dir, train, lengths, work / f"tuitune-{rep}", device, budget
+                )
+            rate, timed = steady_rate([tuple(p) for p in res["points"]], warm)
+            res["rate"], res["timed"] = rate, timed
+            runs[arm].append(res)
+            print(f"   rep {rep + 1} {arm:9} {rate:11,.0f} real tok/s over {timed} steps "
+                  f"({time.monotonic() - t0:.0f} s)", flush=True)  # fmt: skip
 
-    print("   recipe levers:")
-    for name, setting, reason in recipe.rows():
+    print(f"   levers ({source}):")
+    for name, setting, reason in levers:
         print(f"     {name:24} {setting:24} {reason}")
-    for note in recipe.notes:
-        print(f"     note: {note}")
 
     n_matmul = matmul_params(model_dir)
-    peak_flops = cpu_peak if not gpu else next(
-        (v for k, v in GPU_PEAK.items() if k in device.name), None
-    )  # fmt: skip
+    peak_flops = cpu_peak if not gpu else gpu_peak_flops(device.name)
     out: dict[str, Any] = {"case": asdict(case), "device": asdict(device), "arms": {}}
-    for arm, res in (("baseline", base), ("tuitune", tuned)):
-        rate, timed = steady_rate([tuple(p) for p in res["points"]], warm)
-        loss = eval_loss(model_dir, res["final"], case.method, eval_rows, gpu)
-        mfu = 6 * n_matmul * rate / peak_flops if peak_flops else None
+    for arm, results in runs.items():
+        med, lo, hi = _spread([r["rate"] for r in results])
+        first = results[0]
+        loss = eval_loss(model_dir, first["final"], case.method, eval_rows, gpu)
+        mfu = 6 * n_matmul * med / peak_flops if peak_flops else None
         out["arms"][arm] = dict(
-            tokens_per_s=rate,
-            timed_steps=timed,
-            steps=res["steps"],
-            real_tokens=res["tokens"],
-            tokens_per_step=res["tokens"] / max(1, res["steps"]),
-            peak_bytes=res["peak_bytes"],
+            tokens_per_s=med,
+            tokens_per_s_min=lo,
+            tokens_per_s_max=hi,
+            rates=[r["rate"] for r in results],
+            timed_steps=first["timed"],
+            steps=first["steps"],
+            real_tokens=first["tokens"],
+            tokens_per_step=first["tokens"] / max(1, first["steps"]),
+            peak_bytes=max(int(r["peak_bytes"]) for r in results),
             mfu=mfu,
             eval_loss=loss,
         )
     b, t = out["arms"]["baseline"], out["arms"]["tuitune"]
+    out["repeats"] = repeats
     out["speedup"] = t["tokens_per_s"] / b["tokens_per_s"]
+    out["speedup_range"] = [
+        min(t["rates"]) / max(b["rates"]),
+        max(t["rates"]) / min(b["rates"]),
+    ]
     out["memory_ratio"] = t["peak_bytes"] / b["peak_bytes"]
     out["eval_loss_rel"] = (t["eval_loss"] - b["eval_loss"]) / b["eval_loss"]
     out["quality_ok"] = out["eval_loss_rel"] <= QUALITY_BOUND
     out["same_real_tokens"] = b["real_tokens"] == t["real_tokens"]
-    out["levers"] = recipe.to_dict()
-    out["spec"] = {k: getattr(spec, k) for k in recipe.spec_overrides}
+    out["levers"] = [list(r) for r in levers]
+    out["lever_source"] = source
+    out["spec"] = {k: getattr(spec, k) for k in gpu_configs_memory_fields()} if spec else {}
     print_case(out, gpu)
     return out
 
 
+def gpu_configs_memory_fields() -> tuple[str, ...]:
+    return (
+        "packing", "attn_implementation", "use_liger_kernel", "torch_compile",
+        "gradient_checkpointing", "per_device_train_batch_size", "gradient_accumulation_steps",
+    )  # fmt: skip
+
+
+def dry_check(case: Case, work: Path) -> dict[str, Any]:
+    """Everything a GPU case builds, without a GPU: the data, the session and the plan capped
+    at GPU.md's plain-TRL peak, for the real architecture (a config-only model folder)."""
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = chat_data.config_only(arch_config(case.arch), work / "real-config")
+    rows, lengths = make_rows(case, case.examples, seed=1)
+    train = work / "train.jsonl"
+    write_jsonl(train, rows)
+    device = Device("cuda", "planned H100-80GB", 80 * GiB, 79 * GiB, (9, 0))
+    budget = {"lora": int(2.54 * GiB), "qlora": int(9.69 * GiB)}.get(case.method, 20 * GiB)
+    spec = user_spec(case, True).replace(model=str(model_dir), train_file=str(train))
+    session_spec = {k: v for k, v in spec.to_dict().items() if k not in RUN_FIELDS}
+    session = write_session(
+        work / "session.json", model=model_dir, train=[train], spec=session_spec,
+        name=f"throughput {case.name} (dry)",
+    )  # fmt: skip
+    launched, levers, source = planned_spec(session, spec, device, lengths, budget)
+    picked = {k: getattr(launched, k) for k in gpu_configs_memory_fields()}
+    print(f"speed {case.name} (dry, H100 capped at {budget / GiB:.2f} GiB): {source} -> "
+          f"{json.dumps(picked)}", flush=True)  # fmt: skip
+    return {"case": case.name, "status": f"built only (dry run, {source})", "spec": picked}
+
+
 def print_case(out: dict, gpu: bool) -> None:
     mem = "peak reserved" if gpu else "peak RSS"
-    print(f"   {'arm':9} {'real tok/s':>11} {'x':>6} {mem:>14} {'x':>6} {'MFU':>7} "
-          f"{'steps':>6} {'tok/step':>9} {'real tok':>9} {'eval loss':>10}")  # fmt: skip
+    print(f"   {'arm':9} {'real tok/s':>11} {'min-max':>17} {'x':>6} {mem:>14} {'x':>6} "
+          f"{'MFU':>7} {'steps':>6} {'tok/step':>9} {'real tok':>9} {'eval loss':>10}")  # fmt: skip
+    base = out["arms"]["baseline"]
     for arm, a in out["arms"].items():
-        base = out["arms"]["baseline"]
         mfu = f"{a['mfu']:.1%}" if a["mfu"] is not None else "n/a"
+        spread = f"{a['tokens_per_s_min']:,.0f}-{a['tokens_per_s_max']:,.0f}"
         print(
-            f"   {arm:9} {a['tokens_per_s']:11,.0f} {a['tokens_per_s'] / base['tokens_per_s']:6.2f} "
+            f"   {arm:9} {a['tokens_per_s']:11,.0f} {spread:>17} "
+            f"{a['tokens_per_s'] / base['tokens_per_s']:6.2f} "
             f"{a['peak_bytes'] / GiB:10.2f} GiB {a['peak_bytes'] / base['peak_bytes']:6.2f} "
             f"{mfu:>7} {a['steps']:6d} {a['tokens_per_step']:9,.0f} {a['real_tokens']:9,d} "
             f"{a['eval_loss']:10.4f}"
         )
     verdict = "within" if out["quality_ok"] else "OUTSIDE"
+    lo, hi = out["speedup_range"]
     print(
-        f"   speed-up {out['speedup']:.2f}x at {out['memory_ratio']:.2f}x memory; eval loss "
-        f"{out['eval_loss_rel']:+.2%} vs baseline ({verdict} the +{QUALITY_BOUND:.0%} bound); "
-        f"same real tokens: {out['same_real_tokens']}",
+        f"   speed-up {out['speedup']:.2f}x (ratio of medians; {lo:.2f}-{hi:.2f}x worst to best "
+        f"pair) at {out['memory_ratio']:.2f}x memory; eval loss {out['eval_loss_rel']:+.2%} vs "
+        f"baseline ({verdict} the +{QUALITY_BOUND:.0%} bound); same real tokens: "
+        f"{out['same_real_tokens']}",
         flush=True,
     )
 
@@ -616,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cpu", action="store_true", help="CPU mode: the tiny model cases")
     p.add_argument("--case", action="append", help="run only these cases (repeatable)")
+    p.add_argument("--repeats", type=int, help="interleaved repetitions per case")
     p.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--baseline-child", help=argparse.SUPPRESS)
@@ -634,14 +713,16 @@ def main(argv: list[str] | None = None) -> int:
         device, cpu_peak = gpu_device(), None
         print(f"GPU: {device.name}, {device.total_bytes / GiB:.1f} GiB", flush=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="tuitune-throughput-"))
+    t0 = time.monotonic()
     results = []
     for case in cases:
-        results.append(run_case(case, work / case.name, device, cpu_peak))
-    print("\nsummary")
-    print(f"  {'case':14} {'speed-up':>9} {'memory':>7} {'eval loss':>10}")
+        results.append(run_case(case, work / case.name, device, cpu_peak, repeats=args.repeats))
+    print(f"\nsummary ({time.monotonic() - t0:.0f} s)")
+    print(f"  {'case':14} {'speed-up':>9} {'pairs':>13} {'memory':>7} {'eval loss':>10}")
     for r in results:
-        print(f"  {r['case']['name']:14} {r['speedup']:8.2f}x {r['memory_ratio']:6.2f}x "
-              f"{r['eval_loss_rel']:+9.2%}")  # fmt: skip
+        lo, hi = r["speedup_range"]
+        print(f"  {r['case']['name']:14} {r['speedup']:8.2f}x {lo:5.2f}-{hi:5.2f}x "
+              f"{r['memory_ratio']:6.2f}x {r['eval_loss_rel']:+9.2%}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0 if all(r["quality_ok"] for r in results) else 1
