@@ -95,6 +95,13 @@ def small_data(tmp_path: Path, n: int = 40) -> Path:
     return p
 
 
+async def _workers(pilot, rounds: int = 3) -> None:
+    """Let workers finish and post their results (the plan, the probe, the model check)."""
+    for _ in range(rounds):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+
+
 def make_app(tmp_path: Path, *, model: Path | None = None, step: str = "start", **kw) -> TuituneApp:
     session = new_session()
     session.path = str(tmp_path / "session.json")
@@ -153,9 +160,10 @@ async def test_going_back_keeps_state(tmp_path: Path) -> None:
 async def test_configure_refuses_invalid_values_inline(tmp_path: Path) -> None:
     app = make_app(tmp_path, step="configure")
     async with app.run_test(size=(80, 24)) as pilot:
+        await _workers(pilot)
         lr = app.screen.query_one("#f-learning_rate", Input)
-        assert lr.value == "0.0002"  # the seed default
-        assert app.screen.query_one("#f-gradient_accumulation_steps", Input).value == "8"
+        assert lr.value == "0.0002"  # LoRA's method default, from the plan
+        assert "method" in str(app.screen.query_one("#s-learning_rate", Static).render())
         lr.value = "fast"
         await pilot.pause()
         assert app.screen.query_one("#row-learning_rate").has_class("-invalid")
@@ -167,7 +175,7 @@ async def test_configure_refuses_invalid_values_inline(tmp_path: Path) -> None:
         await pilot.pause()
         assert not app.screen.query_one("#row-learning_rate").has_class("-invalid")
         await pilot.press("ctrl+n")
-        await pilot.pause()
+        await _workers(pilot)
         assert app.screen.STEP == "train"
     spec = load_session(tmp_path / "session.json").train_spec()
     assert spec.learning_rate == 1e-4 and spec.max_steps == 3
@@ -306,7 +314,7 @@ async def test_hardware_shows_fake_gpu_fit_table_and_recommendation(tmp_path: Pa
         }
         assert {"fits", "no"} <= verdicts  # a 24 GB card fits small models, not 70B full
         rec = str(app.screen.query_one("#recommendation", Static).render())
-        assert "Recommendation:" in rec and "bf16" in rec
+        assert "Plan: lora" in rec and "bf16" in rec
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.screen.STEP == "model"
@@ -338,6 +346,8 @@ async def test_start_offers_resume_and_attach(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         from textual.widgets import OptionList
 
+        await app.workers.wait_for_complete()  # the runs are listed by a worker
+        await pilot.pause()
         ol = app.screen.query_one(OptionList)
         labels = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert any("Resume my earlier session" in x for x in labels)
@@ -380,7 +390,10 @@ async def test_model_screen_lists_the_catalog_and_refuses_a_bad_path(tmp_path: P
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.screen.STEP == "model"
-        assert "not a model directory" in str(app.screen.query_one("#model-check", Static).render())
+        await _workers(pilot)
+        assert app.screen.STEP == "model"
+        status = str(app.screen.query_one("#model-status", Static).render())
+        assert "Refused" in status and "not a model directory" in status
 
 
 def test_template_warnings_name_masked_labels_and_missing_eos() -> None:

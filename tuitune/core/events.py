@@ -9,11 +9,18 @@ Every event has ``v`` (protocol version), ``type`` and ``time`` (unix seconds). 
 - ``step``: step, epoch, loss, learning_rate, grad_norm, tokens_per_second, tokens_seen,
   memory_gib (peak reserved on GPU, RSS on CPU), gpu_util (or null)
 - ``eval``: step, eval_loss (and any other ``eval_*`` metric)
-- ``checkpoint``: step, path
-- ``oom``: step, micro_batch, advice, retry (bool)
-- ``error``: message, traceback_tail
-- ``stopped``: step, checkpoint, reason
-- ``finished``: step, adapter_dir (or model_dir), train_runtime
+- ``checkpoint``: step, path, bytes (its size on disk)
+- ``oom``: step, message, micro_batch, gradient_accumulation_steps, advice (the memory
+  checklist), retry (bool), new_micro_batch, new_gradient_accumulation_steps, resume_from
+  (the checkpoint it continues from), why_not (when it does not retry)
+- ``error``: message (the exception's one line), step, fix, traceback_tail; ``kind`` is
+  ``disk`` (a full disk: free_bytes), ``oom``, or ``killed`` (the child vanished without a
+  final event; written by the first viewer that noticed, see core.runs.record_killed)
+- ``stopped``: step, checkpoint (the last complete one, or null), by (who asked: "tuitune
+  stop", "the wizard", "Ctrl-C", "the free-space check"), reason; ``kind: "disk"`` with
+  free_bytes and checkpoint_bytes when the next checkpoint would not have fitted
+- ``finished``: step, adapter_dir (or model_dir), train_runtime, micro_batch,
+  gradient_accumulation_steps (the batch it ended with, after any OOM retry)
 - ``progress``: phase, done, total (long non-training work such as evaluation)
 - ``log``: message
 """
@@ -136,9 +143,10 @@ class RunCurves:
 
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "start":
+        if kind == "start":  # a resume: the run is going again
             self.started = event
             self.total_steps = event.get("total_steps")
+            self.final = None
         elif kind == "step" and event.get("loss") is not None:
             step = int(event["step"])
             # A resumed run replays from its checkpoint: drop points past the resume step.

@@ -2,8 +2,9 @@
 absolute, so that evaluating, attaching to or resuming a run later never falls back on a
 default session (the Start screen's attach on a DPO run once opened the quickstart's).
 
-Order of lookup: ``RUN/session.json``; else the saved session whose ``runs`` lists the run
-(the wizard's runs); else a session rebuilt from ``RUN/spec.json`` (model and spec only).
+Order of lookup: the saved session whose ``runs`` lists the run (the wizard's runs, and a
+copy already opened once); else ``RUN/session.json``; else a session rebuilt from
+``RUN/spec.json`` (model and spec only).
 """
 
 from __future__ import annotations
@@ -54,18 +55,20 @@ def run_session(run: RunDir) -> Session:
     """The run's own session (see the module docstring). Its ``path`` is empty for a copy
     read from the run folder, so saving it writes a session file of its own instead of
     writing into the run."""
+    from tuitune.core.session import list_sessions
+
+    root = str(run.root.resolve())
+    for _path, s in list_sessions():
+        if isinstance(s, Session) and any(str(Path(r).resolve()) == root for r in s.runs):
+            return s
     stored = run.root / RUN_SESSION
     if stored.is_file():
         session = load_session(stored)
         absolute_paths(session, _origin(run) or run.root)
         session.path = ""
+        if str(run.root) not in session.runs:
+            session.runs.append(str(run.root))
         return session
-    from tuitune.core.session import list_sessions
-
-    root = str(run.root)
-    for _path, s in list_sessions():
-        if isinstance(s, Session) and any(str(Path(r).resolve()) == root for r in s.runs):
-            return s
     return _from_spec(run)
 
 

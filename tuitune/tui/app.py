@@ -21,7 +21,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tuitune.core.events import FINAL_TYPES, EventTail, RunCurves
+from tuitune.core.events import FINAL_TYPES, RunCurves
 from tuitune.core.rundir import RunDir
 from tuitune.core.session import Session
 from tuitune.tui import messages as m
@@ -68,6 +68,11 @@ class RunView:
     @property
     def finished(self) -> bool:
         return bool(self.final and self.final.get("type") == "finished")
+
+    @property
+    def evaluable(self) -> bool:
+        """Ended with something to score: its adapter, or a stopped run's last checkpoint."""
+        return bool(self.final and self.final.get("type") in ("finished", "stopped"))
 
 
 class TuituneApp(App[int]):
@@ -352,7 +357,22 @@ class TuituneApp(App[int]):
         self.post_message(m.RunLaunched(run))
 
     def attach_run(self, run: RunDir) -> None:
-        """Follow a run that is (or was) going: replays its whole curve, then tails it."""
+        """Follow a run that is (or was) going: replays its whole curve, then tails it.
+
+        A run of another session brings its own session along (``core.run_session``:
+        RUN/session.json, the saved session that lists it, or its spec), never a default."""
+        if str(run.root) not in self.session.runs:
+            from tuitune.core.errors import TuituneError
+            from tuitune.core.run_session import run_session
+
+            try:
+                self.session = run_session(run)
+            except TuituneError as e:
+                self.notify(f"the run's session could not be restored: {e}", severity="warning")
+            else:
+                self.reset_screens()
+                self.cache.pop("recommended_spec", None)
+                self.cache.pop("plan", None)
         self.run_view = RunView(run, attached=True)
         self.eval_results = None
         self._tail(run)
@@ -372,16 +392,18 @@ class TuituneApp(App[int]):
 
     @work(group="tail", exclusive=True, exit_on_error=False)
     async def _tail(self, run: RunDir, interval: float = 0.25) -> None:
-        """Tail events.jsonl (and train.log) until a final event or the child is gone."""
-        tail = EventTail(run.events)
-        loop = asyncio.get_running_loop()
-        last_state_check = loop.time()
+        """Follow the run through core.follow (the watcher of attach --plain and the replay)
+        until its latest launch ends or its child is found gone (recorded as killed);
+        train.log's tail follows along."""
+        from tuitune.core.follow import RunFollower
+
+        follower = RunFollower(run, check_every=2.0)
         log_size = -1
         while True:
-            events = tail.poll()
+            events = follower.poll()
             if events:
                 self.post_message(m.EventsLogged(run, events))
-            if any(e.get("type") in FINAL_TYPES for e in events):
+            if follower.final is not None:
                 break
             try:
                 size = run.log.stat().st_size
@@ -390,27 +412,6 @@ class TuituneApp(App[int]):
             if size != log_size:
                 log_size = size
                 self.post_message(m.LogTailed(run, _tail_lines(run.log, 40)))
-            if loop.time() - last_state_check > 2.0:
-                last_state_check = loop.time()
-                state = _run_state(run)
-                if state in ("orphaned", "failed", "stopped", "finished"):
-                    late = tail.poll()
-                    if late:
-                        self.post_message(m.EventsLogged(run, late))
-                    if not any(e.get("type") in FINAL_TYPES for e in late):
-                        self.post_message(
-                            m.EventsLogged(
-                                run,
-                                [
-                                    {
-                                        "type": "error",
-                                        "message": f"the training process is gone ({state})",
-                                        "synthesised": True,
-                                    }
-                                ],
-                            )
-                        )
-                    break
             await asyncio.sleep(interval)
         self.post_message(m.LogTailed(run, _tail_lines(run.log, 40)))
 
@@ -454,14 +455,14 @@ class TuituneApp(App[int]):
         try:
             from tuitune.core.runs import stop_run
 
-            stop_run(run)
+            stop_run(run, by="the wizard")
         except Exception as e:  # noqa: BLE001
             self.fail("could not stop the run", e)
 
     # -- evaluation and export ------------------------------------------------------------
     def start_evaluation(self) -> None:
-        if self.run_view is None or not self.run_view.finished:
-            self.notify("evaluation needs a finished run", severity="warning")
+        if self.run_view is None or not self.run_view.evaluable:
+            self.notify("evaluation needs a finished or stopped run", severity="warning")
             return
         self.eval_status = "starting evaluation..."
         self.eval_results = None
@@ -470,10 +471,7 @@ class TuituneApp(App[int]):
     @work(thread=True, group="evaluation", exclusive=True, exit_on_error=False)
     def _evaluate(self, run: RunDir) -> None:
         try:
-            from tuitune.core.launch import evaluate_session_run
-            from tuitune.core.spec import TrainSpec
-
-            spec = TrainSpec.load(run.spec)
+            from tuitune.core.run_eval import evaluate_run
 
             def progress(e: dict[str, Any]) -> None:
                 if e.get("type") == "progress":
@@ -482,8 +480,10 @@ class TuituneApp(App[int]):
                     text = str(e.get("message") or e.get("type"))
                 self.post_message(m.EvaluationProgressed(text))
 
-            # base vs tuned for every method, full SFT included: the replay's evaluation
-            results, report, rows = evaluate_session_run(self.session, run, spec, on_event=progress)
+            # the replay's evaluation (base vs tuned, every method); a stopped run: its last
+            # checkpoint (core.run_eval, as `tuitune evaluate RUN`)
+            done = evaluate_run(run, self.session, on_event=progress)
+            results, report, rows = done.results, done.report, done.rows
         except Exception as e:  # noqa: BLE001
             self.post_message(m.EvaluationProgressed(""))
             self.fail("evaluation failed", e)
@@ -531,17 +531,6 @@ class TuituneApp(App[int]):
         self.answers("evaluate").setdefault("exports", {})[message.what] = message.path
         self.save_session()
         self.notify(f"exported {message.what}: {message.path}", timeout=10)
-
-
-def _run_state(run: RunDir) -> str:
-    try:
-        from tuitune.core.runs import run_state
-    except ImportError:
-        return "running"
-    try:
-        return run_state(run)
-    except Exception:  # noqa: BLE001 - a half-written run.json: look again later
-        return "running"
 
 
 def _tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:

@@ -70,8 +70,8 @@ class EvaluateScreen(StepScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.tapp
-        if action == "evaluate":
-            return app.run_view is not None and app.run_view.finished and not app.eval_status
+        if action == "evaluate":  # a stopped run too: its last checkpoint is scored
+            return app.run_view is not None and app.run_view.evaluable and not app.eval_status
         if action in ("export", "chat"):
             return app.run_view is not None and app.run_view.finished
         return True
@@ -106,6 +106,8 @@ class EvaluateScreen(StepScreen):
                 status.update(Text(f"Evaluating: {app.eval_status}", style="bold"))
         elif app.eval_results is not None:
             status.update(Text(f"Evaluated run {view.run.id if view else ''}", style="bold"))
+        elif view is not None and view.evaluable and not view.finished:
+            status.update("The run stopped: e evaluates its last checkpoint.")
         elif view is None or not view.finished:
             status.update("No finished run yet: train one on the previous step (Esc).")
         state = (bool(app.eval_status), view.finished if view else None)

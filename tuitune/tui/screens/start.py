@@ -1,11 +1,17 @@
-"""Step 1: a new session (quickstart pre-filled), resume a saved one, or attach to a run."""
+"""Step 1: a new session (quickstart pre-filled), resume a saved one, or attach to a run.
+
+The runs are listed by a thread worker: each costs its run.json and the tail of its
+events.jsonl (core.runs.run_info), but a runs folder with hundreds of long runs must not
+freeze the first screen."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -39,12 +45,23 @@ class StartScreen(StepScreen):
         ol.clear_options()
         ol.add_option(Option(Text("+ New session (quickstart defaults)", style="bold"), id="new"))
         ol.add_options(_session_options())
-        for info in _runs()[:6]:
+        ol.highlighted = 0
+        self._list_runs()
+
+    @work(thread=True, group="start-runs", exclusive=True, exit_on_error=False)
+    def _list_runs(self) -> None:
+        infos = _runs()[:6]
+        self.app.call_from_thread(self._add_runs, infos)
+
+    def _add_runs(self, infos: list[Any]) -> None:
+        ol = self.query_one(OptionList)
+        for info in infos:
+            if _has(ol, info):  # refresh_choices ran twice before the worker answered
+                continue
             progress = f"step {info.step or 0}/{info.total_steps or '?'}"
             loss = f"  loss {info.last_loss:.3f}" if info.last_loss is not None else ""
             label = f"  Attach {info.run.id}  {info.state}  {info.method}  {progress}{loss}"
             ol.add_option(Option(label, id=f"run:{info.run.root}"))
-        ol.highlighted = 0
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
@@ -71,7 +88,8 @@ class StartScreen(StepScreen):
         elif choice.startswith("run:"):
             from tuitune.core.rundir import RunDir
 
-            app.attach_run(RunDir(__import__("pathlib").Path(choice.split(":", 1)[1])))
+            # the run's own session comes with it (App.attach_run), never a default
+            app.attach_run(RunDir(Path(choice.split(":", 1)[1])))
             app.goto("train")
         else:
             app.answers("start")["choice"] = "new"
@@ -114,3 +132,13 @@ def _runs() -> list[Any]:
     except Exception:  # noqa: BLE001 - a broken runs directory must not block the wizard
         return []
     return sorted(reversed(infos), key=lambda r: r.state != "running")
+
+
+def _has(ol: OptionList, info: Any) -> bool:
+    from textual.widgets.option_list import OptionDoesNotExist
+
+    try:
+        ol.get_option(f"run:{info.run.root}")
+    except OptionDoesNotExist:
+        return False
+    return True
