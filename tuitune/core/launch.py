@@ -44,6 +44,7 @@ def prepare_session_data(
         tokenizer=tokenizer,
         max_length=max_length,
         progress=progress,
+        columns=session.data.columns or None,
     )
 
 

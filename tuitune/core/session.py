@@ -41,6 +41,8 @@ class DataChoice:
     val_ratio: float = 0.1
     on_bad_rows: str = "stop"
     curation: dict[str, Any] = field(default_factory=dict)
+    # tuitune name -> the file's column, e.g. {"prompt": "question", "completion": "answer"}
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
