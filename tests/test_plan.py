@@ -186,3 +186,33 @@ def test_two_cpu_processes_through_the_launch_path(tmp_path: Path, tiny_model) -
     start = [e for e in read_events(run.events) if e["type"] == "start"]
     assert start[0]["num_processes"] == 2
     assert start[0]["total_steps"] == 16 // plan.launch.effective_batch
+
+
+def test_a_gpu_torch_cannot_use_is_named_in_the_plan() -> None:
+    from tuitune.core.torch_device import torch_build
+
+    if not torch_build().cpu_only:
+        pytest.skip("this torch has CUDA: the CPU-build case cannot be shown here")
+    plan = make_plan(load_session(QUICKSTART), hardware=gpu24())
+    assert "CPU-only build" in plan.notes[0] and "4090" in plan.notes[0]
+    assert make_plan(load_session(QUICKSTART), gpu="H100").notes[0] != plan.notes[0]
+
+
+def test_plan_command_json_has_the_five_keys(tmp_path: Path, tiny_model) -> None:
+    import os
+    import subprocess
+    import sys
+
+    p = _session(tmp_path, str(tiny_model), SFT, {"max_steps": 3})
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuitune", "plan", str(p), "--gpu", "L4 x2", "--json"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert {"spec", "levers", "launch", "estimate", "verdict"} <= set(d)
+    assert d["launch"]["num_processes"] == 2 and d["spec"]["max_steps"] == 3
+    assert not (tmp_path / "runs").exists()
