@@ -1,5 +1,6 @@
 """Training-phase real tokens/s of a session with the plan's levers against the same session
-with every lever off, side by side in one run (same data, same steps, same machine).
+with every lever off, side by side in one run (same data, same steps, same machine, trained at the same time so
+both see the same load on a shared machine; ``--serial`` runs one after the other).
 
 "Every lever off" is plain TRL's setup: no packing (padded batches), the model's default
 attention, no Liger, no compile and gradient checkpointing on (TRL's default). Both runs go
@@ -41,14 +42,19 @@ def real_tokens_per_second(events: list[dict]) -> tuple[float, int, float]:
     return (tokens / seconds if seconds > 0 else 0.0), tokens, seconds
 
 
-def run_one(label: str, plan, session, root: Path) -> dict:  # noqa: ANN001
-    from tuitune.core.events import read_events
+def start(label: str, plan, session, root: Path):  # noqa: ANN001, ANN201
     from tuitune.core.plan import launch_plan
     from tuitune.core.rundir import RunDir
-    from tuitune.core.runs import wait_run
 
     run = RunDir(root / label)
     launch_plan(plan, session, run, force=True)
+    return run
+
+
+def result(label: str, run) -> dict:  # noqa: ANN001
+    from tuitune.core.events import read_events
+    from tuitune.core.runs import wait_run
+
     final = wait_run(run)
     if final.get("type") != "finished":
         raise SystemExit(f"{label}: training {final.get('type')}: {final.get('message')}")
@@ -61,6 +67,9 @@ def main() -> int:
     ap.add_argument("session", nargs="?", default=str(ROOT / "assets/sessions/quickstart.json"))
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--out", help="keep the two runs here (default: a temporary folder)")
+    ap.add_argument(
+        "--serial", action="store_true", help="one run after the other (a quiet machine)"
+    )
     args = ap.parse_args()
 
     from tuitune.core.plan import make_plan
@@ -72,7 +81,16 @@ def main() -> int:
     print("plan levers:", ", ".join(f"{lv.name}={lv.setting}" for lv in plan.levers))
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         root = Path(args.out or tmp)
-        results = [run_one("plan", plan, session, root), run_one("levers-off", off, session, root)]
+        # both at once: on a shared machine they see the same load (run --serial otherwise)
+        if args.serial:
+            runs = {"plan": start("plan", plan, session, root)}
+            results = [result("plan", runs["plan"])]
+            runs["levers-off"] = start("levers-off", off, session, root)
+            results.append(result("levers-off", runs["levers-off"]))
+        else:
+            runs = {"plan": start("plan", plan, session, root)}
+            runs["levers-off"] = start("levers-off", off, session, root)
+            results = [result(label, run) for label, run in runs.items()]
     for r in results:
         print(
             f"{r['label']:<11} {r['tokens_per_second']:8.1f} real tokens/s "

@@ -34,6 +34,9 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the greedy check of quantized and GGUF exports against the run's model",
     )
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing output (refused otherwise)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             from tuitune.core.ship import ship_run
 
             kw = {} if fmt == "card" else {"verify": not args.no_verify}
+            kw["force"] = args.force
             if fmt == "gguf":
                 kw["outtype"] = args.gguf_type
             name = {"card": "README.md", "gguf": f"model-{args.gguf_type}.gguf"}.get(
@@ -58,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         if out is not None and fmt in ("adapter", "merged"):
             out = out / fmt
-        path = export_run(r, fmt, out)
+        path = export_run(r, fmt, out, force=args.force)
         print(f"{fmt}: {path}")
     return 0

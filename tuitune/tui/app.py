@@ -517,10 +517,11 @@ class TuituneApp(App[int]):
             from tuitune.core.ship import SHIP_FORMATS, ship_run
 
             if what in SHIP_FORMATS:  # 4bit, 8bit, gguf, card: checked against the run
-                paths = [ship_run(run, what).line()]
+                # the wizard writes into the run's own exports folder: refreshing is fine
+                paths = [ship_run(run, what, force=True).line()]
             else:
                 formats = ("trl", "axolotl", "llamafactory") if what == "configs" else (what,)
-                paths = [export_run(run, fmt) for fmt in formats]
+                paths = [export_run(run, fmt, force=True) for fmt in formats]
         except Exception as e:  # noqa: BLE001
             self.fail(f"export {what}", e)
             return
