@@ -137,3 +137,36 @@ def test_chat_command_plain_terminal(lora_run):
     assert out.count("base:") == 2 and out.count("tuned:") == 2
     assert "max_new_tokens 6" in out
     assert "conversation cleared" in out
+
+
+def test_a_qlora_run_chats_on_its_4bit_base(lora_run, tmp_path):
+    """The base loads as trained: nf4 with the run's quantization config, never bf16."""
+    import shutil
+
+    from tuitune.core.spec import TrainSpec
+
+    run = RunDir(tmp_path / "qrun")
+    run.root.mkdir()
+    spec = TrainSpec.load(lora_run.spec).replace(method="qlora", load_in_4bit=True, use_cpu=True)
+    run.spec.write_text(spec.to_json())
+    shutil.copytree(lora_run.adapter, run.adapter)
+    chat = open_chat(run, Decoding(max_new_tokens=4))
+    assert chat.target.load_in_4bit and chat.target.method == "qlora"
+    chat.load()
+    kw = chat.load_kwargs()
+    assert kw["quantization_config"].bnb_4bit_quant_type == "nf4"
+    q_proj = chat.model.base_model.model.model.layers[0].self_attn.q_proj
+    assert type(q_proj.base_layer).__name__ == "Linear4bit"
+    assert "nf4" in chat.describe_load()
+    chat.send("Ada is 36, lives in Rome.")
+    assert chat.answer("base").new_tokens > 0 and chat.answer("tuned").new_tokens > 0
+
+
+def test_lora_chat_loads_the_training_dtype(lora_run):
+    import torch
+
+    chat = open_chat(lora_run)
+    chat.load()
+    assert chat.precision.inference == "fp32"  # CPU: the policy is fp32
+    assert "quantization_config" not in chat.load_kwargs()
+    assert all(p.dtype == torch.float32 for p in chat.model.parameters())

@@ -58,10 +58,7 @@ def run(args: argparse.Namespace) -> int:
     ui = _RichUI(chat) if fancy else _PlainUI(chat)
     ui.say(f"loading {r.id} ({chat.target.method}) ...")
     chat.load()
-    ui.say(
-        f"loaded in {chat.load_seconds:.1f} s on {chat.device}; "
-        + ("one model, base = adapter disabled" if chat.target.adapter else "base and tuned")
-    )
+    ui.say(chat.describe_load())
     _settings(ui, chat)
     ui.say("type a message; /help for commands")
     return _loop(ui, chat, r)

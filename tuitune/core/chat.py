@@ -2,7 +2,10 @@
 
 One model load serves both sides for adapter runs: the base is the same weights with the
 adapter disabled (PEFT's ``disable_adapter()``), so the comparison costs no extra memory and
-cannot drift to another checkpoint. Full fine-tunes load the base and the tuned model.
+cannot drift to another checkpoint. The base loads exactly as the run trained it
+(``tuitune.core.precision``): nf4 with the same quantization config for QLoRA, the training
+dtype otherwise. Full fine-tunes load the base and the tuned model; on a GPU where the two do
+not fit together, the side not answering waits in CPU memory and the two swap per answer.
 Both sides use the run's own tokenizer and chat template and the same decoding settings; with
 sampling, both sides start from the same seed. Each side keeps its own multi-turn history (the
 user's messages are shared, each side continues its own answers). Text is streamed token by
@@ -13,6 +16,7 @@ caller can iterate the chunks (or stop them) without blocking its own loop.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import threading
 import time
@@ -22,8 +26,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import precision
 from tuitune.core.errors import TuituneError
 from tuitune.core.rundir import RunDir
+from tuitune.core.spec import TrainSpec
 
 SIDES = ("base", "tuned")
 
@@ -106,23 +112,35 @@ class ChatTarget:
     trust_remote_code: bool = False
     use_cpu: bool = False
     method: str = "lora"
+    # how the run trained: the base loads the same way (tuitune.core.precision)
+    bf16: bool = False
+    fp16: bool = False
+    load_in_4bit: bool = False
+
+    def precision(self, *, cuda: bool) -> precision.Precision:
+        return precision.from_flags(
+            self.method,
+            bf16=self.bf16,
+            fp16=self.fp16,
+            use_cpu=self.use_cpu,
+            load_in_4bit=self.load_in_4bit,
+            cuda=cuda,
+        )
 
 
 def chat_target(run: RunDir) -> ChatTarget:
-    """Read the run's spec and find its result; one-line error when it cannot chat."""
-    try:
-        spec = json.loads(run.spec.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TuituneError("this run has no spec.json", path=run.spec) from None
-    except json.JSONDecodeError as e:
-        raise TuituneError(f"invalid JSON: {e.msg}", path=run.spec, line=e.lineno) from None
+    """Read the run's spec (``TrainSpec.load``) and find its result; one-line error when it
+    cannot chat."""
+    if not run.spec.is_file():
+        raise TuituneError("this run has no spec.json", path=run.spec)
+    spec = TrainSpec.load(run.spec)
     if not run.adapter.is_dir():
         raise TuituneError(
             "this run has no saved result yet",
             path=run.adapter,
             fix="finish the run first (tuitune resume RUN), then chat",
         )
-    if spec.get("method") == "reward":
+    if spec.method == "reward":
         raise TuituneError(
             "a reward model scores answers, it does not chat",
             fix="chat with the policy run instead",
@@ -131,13 +149,16 @@ def chat_target(run: RunDir) -> ChatTarget:
     has_tok = (run.adapter / "tokenizer_config.json").is_file()
     return ChatTarget(
         run_id=run.id,
-        base_model=Path(spec.get("model", "")),
+        base_model=Path(spec.model),
         adapter=run.adapter if is_adapter else None,
         tuned_model=None if is_adapter else run.adapter,
-        tokenizer_dir=run.adapter if has_tok else Path(spec.get("model", "")),
-        trust_remote_code=bool(spec.get("trust_remote_code", False)),
-        use_cpu=bool(spec.get("use_cpu", False)),
-        method=str(spec.get("method", "")),
+        tokenizer_dir=run.adapter if has_tok else Path(spec.model),
+        trust_remote_code=spec.trust_remote_code,
+        use_cpu=spec.use_cpu,
+        method=spec.method,
+        bf16=spec.bf16,
+        fp16=spec.fp16,
+        load_in_4bit=spec.load_in_4bit,
     )
 
 
@@ -265,6 +286,8 @@ class ChatSession:
         self.base_model: Any = None  # full fine-tunes only
         self.tokenizer: Any = None
         self.device = "cpu"
+        self.precision: precision.Precision | None = None
+        self.swap = False  # full SFT on a GPU too small for both: the idle side waits in RAM
         self.load_seconds = 0.0
         self.replies: dict[str, Reply] = {}
         self._stop = threading.Event()
@@ -280,13 +303,13 @@ class ChatSession:
         if self.loaded:
             return
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         t0 = time.perf_counter()
         t = self.target
         cuda = torch.cuda.is_available() and not t.use_cpu
         self.device = "cuda" if cuda else "cpu"
-        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        self.precision = t.precision(cuda=cuda)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 str(t.tokenizer_dir), trust_remote_code=t.trust_remote_code
@@ -300,24 +323,75 @@ class ChatSession:
                 fix="train with a chat template (the wizard's Template step adds one)",
             )
 
-        def load(path: Path) -> Any:
-            try:
-                m = AutoModelForCausalLM.from_pretrained(
-                    str(path), dtype=dtype, trust_remote_code=t.trust_remote_code
-                )
-            except (OSError, ValueError) as e:
-                raise TuituneError(f"cannot load the model: {e}", path=path) from None
-            return m.to(self.device).eval()
-
-        base = load(t.base_model)
+        base = self._load_model(t.base_model)
         if t.adapter is not None:
             from peft import PeftModel
 
             self.model = PeftModel.from_pretrained(base, str(t.adapter)).eval()
         else:
             self.base_model = base
-            self.model = load(t.tuned_model or t.base_model)
+            tuned = t.tuned_model or t.base_model
+            self.swap = cuda and not self._fits_beside(base)
+            if self.swap:
+                base.to("cpu")
+                gc.collect()
+                torch.cuda.empty_cache()
+            self.model = self._load_model(tuned)
         self.load_seconds = time.perf_counter() - t0
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """``from_pretrained`` arguments under the run's precision (4-bit for QLoRA)."""
+        assert self.precision is not None
+        kw: dict[str, Any] = {"trust_remote_code": self.target.trust_remote_code}
+        kw.update(precision.load_kwargs(self.precision, training=False, cuda=self.device == "cuda"))
+        return kw
+
+    def _load_model(self, path: Path) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        kw = self.load_kwargs()
+        try:
+            m = AutoModelForCausalLM.from_pretrained(str(path), **kw)
+        except (OSError, ValueError) as e:
+            raise TuituneError(f"cannot load the model: {e}", path=path) from None
+        if "device_map" not in kw and "quantization_config" not in kw:
+            m = m.to(self.device)
+        return m.eval()
+
+    def _fits_beside(self, loaded: Any) -> bool:
+        """Does a second model as big as ``loaded`` fit in the GPU's free memory (10% spare)?"""
+        import torch
+
+        need = sum(p.numel() * p.element_size() for p in loaded.parameters())
+        free, _total = torch.cuda.mem_get_info()
+        return need * 1.1 <= free
+
+    def _on_device(self, side: str) -> Any:
+        """Full SFT: the model answering for ``side``, moved to the GPU if it was waiting in
+        RAM (and the other one moved out first)."""
+        active = self.base_model if side == "base" else self.model
+        if self.swap:
+            idle = self.model if side == "base" else self.base_model
+            if next(idle.parameters()).device.type != "cpu":
+                idle.to("cpu")
+                gc.collect()
+                import torch
+
+                torch.cuda.empty_cache()
+            active.to(self.device)
+        return active
+
+    def describe_load(self) -> str:
+        """'loaded in 2.1 s on cuda (bf16 autocast, weights nf4 (compute bf16), ...); one
+        model, base = adapter disabled': what the front ends print after ``load``."""
+        how = f" ({self.precision.describe()})" if self.precision else ""
+        if self.target.adapter is not None:
+            sides = "one model, base = adapter disabled"
+        elif self.swap:
+            sides = "base and tuned, swapped between GPU and RAM (they do not fit together)"
+        else:
+            sides = "base and tuned"
+        return f"loaded in {self.load_seconds:.1f} s on {self.device}{how}; {sides}"
 
     # -- conversation ------------------------------------------------------------------------
 
@@ -415,8 +489,7 @@ class ChatSession:
 
     def _generate(self, side: str, kwargs: dict[str, Any]) -> Any:
         if self.target.adapter is None:
-            model = self.base_model if side == "base" else self.model
-            return model.generate(**kwargs)
+            return self._on_device(side).generate(**kwargs)
         if side == "base":
             with self.model.disable_adapter():
                 return self.model.generate(**kwargs)

@@ -152,7 +152,7 @@ class ChatScreen(Screen):
         cache = getattr(self.app, "cache", None)
         if isinstance(cache, dict):
             cache[message.key] = chat
-        self.status = f"ready (loaded in {chat.load_seconds:.1f} s on {chat.device})"
+        self.status = f"ready ({chat.describe_load()})"
         self.redraw()
 
     @on(Chunk)
