@@ -168,7 +168,7 @@ def test_data_check_cli(tiny_model_plain: Path, tmp_path: Path, capsys) -> None:
     assert main(["data", "check", str(src), "--model", str(tiny_model_plain), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["usable"] and report["format"]["source"] == "alpaca"
-    assert report["stats"]["examples"] == 36 and report["masking"]["mode"] == "last_turn"
+    assert report["stats"]["examples"] == 36 and report["masking"]["mode"] == "assistant_turns"
     assert report["stats"]["flags"][0]["level"] == "red"  # fewer than 100 examples
     bad_model = _model_without_eos(tiny_model_plain, tmp_path / "m")
     assert main(["data", "check", str(src), "--model", str(bad_model)]) == 1
