@@ -595,9 +595,11 @@ def choose_recipe(
         else:
             chosen = min(candidates, key=lambda c: (c.peak, c.cost))
             notes.append(
-                f"even micro-batch {chosen.micro} with checkpointing is estimated at "
-                f"{chosen.peak / GiB:.2f} GiB, over the {capacity / GiB:.2f} GiB available: "
-                "choose QLoRA, a smaller model or a shorter max_length"
+                f"the leanest setup (micro-batch {chosen.micro}, checkpointing "
+                f"{'on' if chosen.ckpt else 'off'}) is estimated at {chosen.peak / GiB:.2f} GiB, "
+                f"over the {limit / GiB:.2f} GiB that keeps a {MEMORY_MARGIN:.0%} margin of the "
+                f"{capacity / GiB:.2f} GiB available: choose QLoRA, a smaller model or a "
+                "shorter max_length"
             )
     unit = "packed rows" if packing.on else "examples"
     where = f"{capacity / GiB:.1f} GiB" if capacity else "unknown memory"
