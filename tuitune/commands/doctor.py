@@ -19,9 +19,14 @@ def run(args: argparse.Namespace) -> int:
 
     from tuitune.core.probe import GiB, library_versions, probe
     from tuitune.core.recommend import device_capacity, what_fits
+    from tuitune.core.torch_device import torch_build, torch_gpu_problem_runtime
 
     hw = probe()
     versions = library_versions()
+    build = torch_build()
+    # torch against the GPUs NVML sees (CPU build, driver mismatch, hidden GPUs); the runtime
+    # part imports torch in a subprocess, only where there is a GPU to check
+    torch_problem = torch_gpu_problem_runtime(hw)
     rows = what_fits(hw, seq_len=args.seq, family=args.family)
     if args.json:
         print(
@@ -29,6 +34,11 @@ def run(args: argparse.Namespace) -> int:
                 {
                     "hardware": hw.to_dict(),
                     "libraries": versions,
+                    "torch": {
+                        "version": build.version,
+                        "cuda": build.cuda,
+                        "problem": torch_problem,
+                    },
                     "what_fits": [r.__dict__ for r in rows],
                 }
             )
@@ -57,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
         )
     for note in hw.notes:
         print(f"note      {note}")
+    if build.installed:
+        cuda = f"CUDA {build.cuda}" if build.cuda else "CPU-only build"
+        print(f"torch     {build.version} ({cuda})" + ("" if torch_problem else ", ok"))
+    if torch_problem:
+        print(f"problem   {torch_problem}")
     print("libraries " + ", ".join(f"{k} {v or '-'}" for k, v in versions.items()))
     where = "per GPU" if hw.gpus else "in RAM"
     print(
