@@ -214,3 +214,56 @@ def test_export_before_finish_is_one_line(tiny_model, data, tmp_path, capsys):  
     (run_dir / "spec.json").write_text(make_spec(tiny_model, data, run_dir).to_json())
     assert cli(["export", str(run_dir), "-f", "merged"]) == 2
     assert "no saved result yet" in capsys.readouterr().err
+
+
+def test_exports_refuse_to_replace_an_existing_output_without_force(lora_run, tmp_path, capsys):
+    out = tmp_path / "mine"
+    (out / "adapter").mkdir(parents=True)
+    (out / "adapter" / "precious.txt").write_text("someone's model")
+    assert cli(["export", str(lora_run.root), "-f", "adapter", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err
+    assert (out / "adapter" / "precious.txt").read_text() == "someone's model"
+    assert cli(["export", str(lora_run.root), "-f", "adapter", "--out", str(out), "--force"]) == 0
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (out / "adapter" / "precious.txt").exists()
+    assert not list(out.glob(".adapter.*"))  # no temp or old copy left beside it
+    from tuitune.core.atomic import default_file_mode
+
+    plain = default_file_mode()  # what open() gives: 0644 under umask 022, not mkstemp's 0600
+    assert (out / "adapter" / "adapter_config.json").stat().st_mode & 0o777 == plain
+    cfg = tmp_path / "cfg"
+    assert cli(["export", str(lora_run.root), "-f", "trl", "--out", str(cfg)]) == 0
+    assert (cfg / "trl.yaml").stat().st_mode & 0o777 == plain
+    assert (lora_run.run_json.stat().st_mode & 0o777) == plain or not lora_run.run_json.exists()
+    assert cli(["export", str(lora_run.root), "-f", "trl", "--out", str(cfg)]) == 2
+
+
+def test_swap_in_keeps_a_whole_output_at_every_moment(tmp_path, monkeypatch):
+    """A crash between the two renames leaves the old output whole beside the target."""
+    import os as _os
+
+    from tuitune.core.atomic import swap_in
+
+    final, new = tmp_path / "adapter", tmp_path / ".adapter.tmp"
+    final.mkdir()
+    (final / "w").write_text("old")
+    new.mkdir()
+    (new / "w").write_text("new")
+    real = _os.replace
+    calls = []
+
+    def crash_on_second(src, dst):  # noqa: ANN001
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise OSError("power cut")
+        return real(src, dst)
+
+    monkeypatch.setattr(_os, "replace", crash_on_second)
+    with pytest.raises(OSError):
+        swap_in(new, final)
+    monkeypatch.setattr(_os, "replace", real)
+    (old,) = tmp_path.glob(".adapter.old-*")
+    assert (old / "w").read_text() == "old" and (new / "w").read_text() == "new"
+    swap_in(new, final)
+    assert (final / "w").read_text() == "new" and not list(tmp_path.glob(".adapter.old-*"))

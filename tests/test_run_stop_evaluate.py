@@ -62,7 +62,9 @@ def test_stop_a_replay_then_evaluate_and_list_it(tmp_path: Path, tiny_model: Pat
     assert done["step"] == stopped["step"]
     assert done["tuned"].endswith(f"checkpoint-{stopped['step']}")
     assert {r["metric"] for r in done["rows"]} and (run.eval / "results.json").is_file()
-    assert (run.report).is_file() and (run.report.stat().st_mode & 0o777) == 0o644
+    from tuitune.core.atomic import default_file_mode
+
+    assert run.report.is_file() and (run.report.stat().st_mode & 0o777) == default_file_mode()
 
     assert cli(["compare", str(run.root), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"]

@@ -61,3 +61,40 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def refuse_existing(path: str | Path, *, force: bool) -> None:
+    """Exports never replace what is already there unless asked (``--force``): an existing
+    ``--out DIR/merged`` may be someone's model."""
+    from tuitune.core.errors import TuituneError
+
+    path = Path(path)
+    if not force and (path.exists() or path.is_symlink()):
+        raise TuituneError(
+            "already exists: not replacing it",
+            path=path,
+            fix="pass --force to replace it, or choose another --out",
+        )
+
+
+def swap_in(tmp: str | Path, final: str | Path) -> Path:
+    """Put a finished ``tmp`` (file or folder) at ``final``: rename the old one away, rename
+    the new one in, then delete the old one. At every moment ``final`` is the whole old or
+    the whole new output (a crash between the renames leaves the old one beside it as
+    ``.NAME.old-PID``)."""
+    import shutil
+
+    tmp, final = Path(tmp), Path(final)
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists() or final.is_symlink():
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        elif old.exists() or old.is_symlink():
+            old.unlink()
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old.exists() or old.is_symlink():
+        old.unlink()
+    return final

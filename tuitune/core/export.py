@@ -10,12 +10,11 @@ are absolute, so the file works from any directory.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.atomic import write_json_atomic, write_text_atomic
+from tuitune.core.atomic import refuse_existing, swap_in, write_json_atomic, write_text_atomic
 from tuitune.core.errors import TuituneError
 from tuitune.core.rundir import RunDir
 from tuitune.core.spec import TrainSpec
@@ -51,23 +50,25 @@ def _finished_result(run: RunDir) -> Path:
 
 
 def _swap_in(tmp: Path, final: Path) -> Path:
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
+    """Whole old or whole new at ``final`` at every moment (core.atomic.swap_in)."""
+    return swap_in(tmp, final)
 
 
-def export_adapter(run: RunDir, out: Path | None = None) -> Path:
-    """Copy the run's adapter (with tokenizer and chat template) to ``exports/adapter``."""
+def export_adapter(run: RunDir, out: Path | None = None, *, force: bool = False) -> Path:
+    """Copy the run's adapter (with tokenizer and chat template) to ``exports/adapter``;
+    an existing output is replaced only with ``force``."""
     src = _finished_result(run)
     final = out or run.exports / "adapter"
+    refuse_existing(final, force=force)
     tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
     return _swap_in(tmp, final)
 
 
-def merge_adapter(run: RunDir, out: Path | None = None, *, dtype: str = "auto") -> Path:
+def merge_adapter(
+    run: RunDir, out: Path | None = None, *, dtype: str = "auto", force: bool = False
+) -> Path:
     """Merge the LoRA adapter into its base and save safetensors + tokenizer + chat template.
 
     QLoRA adapters are merged into the unquantized base (the usual way: a merge into 4-bit
@@ -79,6 +80,7 @@ def merge_adapter(run: RunDir, out: Path | None = None, *, dtype: str = "auto") 
     src = _finished_result(run)
     spec = TrainSpec.load(run.spec)
     final = out or run.exports / "merged"
+    refuse_existing(final, force=force)  # before minutes of merging, not after
     tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if not (src / "adapter_config.json").is_file():
@@ -411,21 +413,25 @@ def _yaml(cfg: dict[str, Any], tool: str, command: str) -> str:
     return head + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
 
 
-def export_run(run: RunDir, fmt: str, out: Path | None = None) -> Path:
-    """Export ``run`` as ``fmt`` (one of FORMATS); returns the file or directory written."""
+def export_run(run: RunDir, fmt: str, out: Path | None = None, *, force: bool = False) -> Path:
+    """Export ``run`` as ``fmt`` (one of FORMATS); returns the file or directory written.
+    An existing output is never replaced without ``force``."""
     if fmt not in FORMATS:
         raise TuituneError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
     if fmt == "adapter":
-        return export_adapter(run, out)
+        return export_adapter(run, out, force=force)
     if fmt == "merged":
-        return merge_adapter(run, out)
+        return merge_adapter(run, out, force=force)
     spec = TrainSpec.load(run.spec)
     target = out or run.exports
     if fmt == "trl":
         command = f"trl {_TRL_COMMAND[spec.method]} --config"
+        refuse_existing(target / "trl.yaml", force=force)
         return write_text_atomic(target / "trl.yaml", _yaml(trl_config(spec), "TRL CLI", command))
     if fmt == "axolotl":
+        refuse_existing(target / "axolotl.yaml", force=force)
         return write_text_atomic(
             target / "axolotl.yaml", _yaml(axolotl_config(spec), "Axolotl", "axolotl train")
         )
+    refuse_existing(target / "llamafactory", force=force)
     return write_llamafactory(spec, target / "llamafactory")

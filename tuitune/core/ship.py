@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core import paths
-from tuitune.core.atomic import write_json_atomic, write_text_atomic
+from tuitune.core.atomic import refuse_existing, swap_in, write_json_atomic, write_text_atomic
 from tuitune.core.errors import TuituneError
 from tuitune.core.rundir import RunDir
 
@@ -64,14 +64,13 @@ def merged_dir(run: RunDir) -> Path:
         and run.adapter.is_dir()
         and (target / "config.json").stat().st_mtime >= run.adapter.stat().st_mtime
     )
-    return target if fresh else merge_adapter(run, target)
+    # a stale merge of this run's older adapter is ours to refresh
+    return target if fresh else merge_adapter(run, target, force=True)
 
 
 def _swap_in(tmp: Path, final: Path) -> Path:
-    if final.exists():
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
-    os.replace(tmp, final)
-    return final
+    """Whole old or whole new at ``final`` at every moment (core.atomic.swap_in)."""
+    return swap_in(tmp, final)
 
 
 def verify_prompts(run: RunDir, n: int = VERIFY_PROMPTS) -> list[list[dict[str, str]]]:
@@ -190,7 +189,7 @@ class ShipResult:
 
 
 def quantized_save(
-    run: RunDir, bits: int = 4, out: Path | None = None, *, verify: bool = True
+    run: RunDir, bits: int = 4, out: Path | None = None, *, verify: bool = True, force: bool = False
 ) -> ShipResult:
     """Save the merged model quantized with bitsandbytes (4-bit nf4 + double quant, or 8-bit).
 
@@ -207,6 +206,7 @@ def quantized_save(
     trust = bool(spec.get("trust_remote_code", False))
     src = merged_dir(run)
     final = out or run.exports / f"merged-{bits}bit"
+    refuse_existing(final, force=force)
     tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     cuda = torch.cuda.is_available() and not spec.get("use_cpu")
@@ -313,7 +313,12 @@ def find_gguf_converter() -> Converter | None:
 
 
 def gguf_export(
-    run: RunDir, out: Path | None = None, *, outtype: str = "f16", verify: bool = True
+    run: RunDir,
+    out: Path | None = None,
+    *,
+    outtype: str = "f16",
+    verify: bool = True,
+    force: bool = False,
 ) -> ShipResult:
     """Convert the merged model to one GGUF file with llama.cpp's converter.
 
@@ -330,6 +335,7 @@ def gguf_export(
     t0 = time.perf_counter()
     src = merged_dir(run)
     final = out or run.exports / f"model-{outtype}.gguf"
+    refuse_existing(final, force=force)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp")
     env = dict(os.environ)
@@ -358,7 +364,7 @@ def gguf_export(
             fix="this architecture or tokenizer may be unsupported by the converter; "
             "ship the merged safetensors instead",
         )
-    os.replace(tmp, final)
+    swap_in(tmp, final)
     result = ShipResult("gguf", final, note=f"{outtype}, via {converter.source}")
     if verify:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -549,9 +555,12 @@ def _eval_section(run: RunDir) -> list[str]:
     return out
 
 
-def write_model_card(run: RunDir, out: Path | None = None, session: Any = None) -> Path:
+def write_model_card(
+    run: RunDir, out: Path | None = None, session: Any = None, *, force: bool = False
+) -> Path:
     """``exports/README.md`` plus a copy in each exported model folder that lacks one."""
     text = render_model_card(run, session)
+    refuse_existing(out or run.exports / "README.md", force=force)
     path = write_text_atomic(out or run.exports / "README.md", text)
     if out is None:
         for sub in ("adapter", "merged", "merged-4bit", "merged-8bit"):
@@ -573,7 +582,7 @@ def ship_run(run: RunDir, fmt: str, out: Path | None = None, **kw: Any) -> ShipR
     elif fmt == "gguf":
         result = gguf_export(run, out, **kw)
     elif fmt == "card":
-        return ShipResult("card", write_model_card(run, out))
+        return ShipResult("card", write_model_card(run, out, force=kw.get("force", False)))
     else:
         raise TuituneError(f"unknown export format {fmt!r}", fix=f"use {', '.join(SHIP_FORMATS)}")
     write_json_atomic(
