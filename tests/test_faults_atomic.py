@@ -171,3 +171,67 @@ def test_json_keeps_the_key_order_it_was_given(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "spec.json", {"schema_version": 1, "b": 2, "a": [1, "é"]})
     text = (tmp_path / "spec.json").read_text(encoding="utf-8")
     assert text == '{\n  "schema_version": 1,\n  "b": 2,\n  "a": [\n    1,\n    "\\u00e9"\n  ]\n}\n'
+
+
+def test_refuse_existing_unless_forced(tmp_path: Path) -> None:
+    from tuitune.core.atomic import refuse_existing
+    from tuitune.core.errors import TuituneError
+
+    out = tmp_path / "merged"
+    refuse_existing(out, force=False)  # nothing there: fine
+    out.mkdir()
+    with pytest.raises(TuituneError, match="already exists") as e:
+        refuse_existing(out, force=False)
+    assert str(out) in str(e.value) and "--force" in str(e.value)
+    refuse_existing(out, force=True)
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere")  # a dangling link is something there too
+    with pytest.raises(TuituneError):
+        refuse_existing(link, force=False)
+
+
+@pytest.mark.parametrize("kind", ["dir", "file"])
+def test_swap_in_replaces_the_output_whole_and_leaves_nothing_behind(
+    tmp_path: Path, kind: str
+) -> None:
+    from tuitune.core.atomic import swap_in
+
+    d = tmp_path / "out"
+    d.mkdir()
+    final, new = d / "adapter", d / ".adapter.tmp"
+
+    def make(p: Path, text: str) -> None:
+        if kind == "dir":
+            p.mkdir()
+            (p / "w").write_text(text)
+        else:
+            p.write_text(text)
+
+    def read(p: Path) -> str:
+        return (p / "w").read_text() if kind == "dir" else p.read_text()
+
+    make(new, "first")
+    assert swap_in(new, final) == final  # nothing there yet
+    assert read(final) == "first" and sorted(p.name for p in d.iterdir()) == ["adapter"]
+    make(new, "second")
+    # a leftover from an earlier crash (same pid) is cleared first, of either kind
+    make(d / f".adapter.old-{os.getpid()}", "stale")
+    swap_in(new, final)
+    assert read(final) == "second"
+    assert sorted(p.name for p in d.iterdir()) == ["adapter"]
+
+
+def test_swap_in_over_a_symlink_and_a_stale_link(tmp_path: Path) -> None:
+    from tuitune.core.atomic import swap_in
+
+    target = tmp_path / "elsewhere"
+    target.write_text("keep me")
+    final = tmp_path / "model"
+    final.symlink_to(target)
+    (tmp_path / f".model.old-{os.getpid()}").symlink_to(tmp_path / "gone")
+    new = tmp_path / ".model.tmp"
+    new.write_text("new")
+    swap_in(new, final)
+    assert not final.is_symlink() and final.read_text() == "new"
+    assert target.read_text() == "keep me"  # the link went away, not what it pointed to
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "model", "tuitune-home"]
