@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tuitune.core.data.loading import load_rows
+from tuitune.core.data.loading import LoadReport, iter_rows
 from tuitune.core.errors import TuituneError
+
+
+def load_rows(paths, *, on_bad_rows: str = "stop"):
+    """All rows and the report, as prepare reads them (iter_rows streams them)."""
+    report = LoadReport()
+    return list(iter_rows(paths, on_bad_rows=on_bad_rows, report=report)), report
+
 
 ROWS = [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(3)]
 

@@ -749,11 +749,3 @@ def convert_row(row: dict[str, Any], source: str, notes: Notes | None = None) ->
         rn.add("tools: kept and rendered by the chat template (the model sees the definitions)")
     rn.flush(notes)
     return out
-
-
-def is_conversational(row: dict[str, Any]) -> bool:
-    """True when a standard-form row holds message lists (TRL's definition)."""
-    for key in ("messages", "prompt", "completion", "chosen", "rejected"):
-        if key in row:
-            return _is_chat(row[key])
-    return False

@@ -188,15 +188,6 @@ def iter_rows(
             sink.bad(path, 0, "file has no rows", fix="remove the file or fill it")
 
 
-def load_rows(
-    paths: Iterable[str | Path], *, on_bad_rows: str = "stop"
-) -> tuple[list[Row], LoadReport]:
-    """All rows in memory, with the report (convenience for callers that need a list)."""
-    report = LoadReport()
-    rows = list(iter_rows(paths, on_bad_rows=on_bad_rows, report=report))
-    return rows, report
-
-
 def _iter_file(path: Path, sink: _Sink, text_unit: str = "auto") -> Iterator[Row]:
     if path.is_dir():
         yield from _iter_saved(path, sink)

@@ -549,15 +549,6 @@ def trl_prepare(dataset: Any, tokenizer: Any, config_kwargs: dict[str, Any]) -> 
             datasets.utils.logging.enable_progress_bar()
 
 
-def collate(prepared: Any, tokenizer: Any, indices: Sequence[int]) -> dict[str, Any]:
-    """A batch built by TRL's own collator, as the trainer's dataloader builds it."""
-    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    collator = DataCollatorForLanguageModeling(pad_token_id=pad)
-    return collator([{k: prepared[i][k] for k in ("input_ids", "labels")} for i in indices])
-
-
 def label_preview(
     rows: Sequence[dict[str, Any]],
     tokenizer: Any,
