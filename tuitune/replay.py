@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.follow import EventPrinter
-from tuitune.core.nodes import SINGLE, Nodes, finish_worker, new_worker_dir, processes_per_node
+from tuitune.core.nodes import SINGLE, Nodes, finish_worker, new_worker_dir
 from tuitune.core.rundir import RunDir, new_run_dir
 from tuitune.core.session import Session, load_session
 
@@ -98,7 +98,9 @@ def replay(
     from tuitune.core.plan import check_fit, make_plan
 
     changes = {**(overrides or {}), **({"seed": seed} if seed is not None else {})}
-    plan = make_plan(session, overrides=changes, replan=replan)
+    plan = make_plan(
+        session, overrides=changes, replan=replan, num_processes=num_processes, nodes=nodes
+    )
     for text in plan.lines():
         say.line(text)
     check_fit(plan, force=force)
@@ -118,11 +120,8 @@ def replay(
     from tuitune.core.plan import launch_plan
     from tuitune.core.runs import final_reason, wait_run
 
-    nproc = num_processes or (processes_per_node() if nodes.multi else None)
-    launched = launch_plan(
-        plan, session, run, model=model, force=force, num_processes=nproc, nodes=nodes
-    )
-    nproc = nproc or plan.launch.num_processes
+    launched = launch_plan(plan, session, run, model=model, force=force, nodes=nodes)
+    nproc = plan.launch.num_processes
     spec, prepared = launched.spec, launched.prepared
     split = prepared.manifest.get("split", {})
     say.line(

@@ -1,6 +1,7 @@
 """``tuitune export RUN --format ...``: the adapter, a merged model, the run's settings as a
 TRL CLI, Axolotl or LLaMA-Factory config, or (core/ship.py) a 4-/8-bit bitsandbytes save, a
-GGUF file via llama.cpp's converter, and a model card."""
+GGUF file via llama.cpp's converter, and a model card. From a session (or a run's session):
+a Slurm sbatch script or a SkyPilot task with the plan's spec pinned (core/jobs.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ NAME = "export"
 HELP = "export a finished run: adapter, merged, 4bit/8bit, gguf, model card, or trainer configs"
 FORMATS = ("adapter", "merged", "trl", "axolotl", "llamafactory")
 SHIP_FORMATS = ("4bit", "8bit", "gguf", "card")  # tuitune.core.ship
+JOB_FORMATS = ("slurm", "skypilot")  # tuitune.core.jobs: from a session
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run directory or id (see tuitune runs)")
+    p.add_argument(
+        "run", help="run directory or id (see tuitune runs); a session file for slurm/skypilot"
+    )
     p.add_argument(
         "--format",
         "-f",
         dest="formats",
         action="append",
-        choices=FORMATS + SHIP_FORMATS,
+        choices=FORMATS + SHIP_FORMATS + JOB_FORMATS,
         help="what to export (repeatable; default: adapter)",
     )
     p.add_argument("--out", metavar="DIR", help="where to write (default: RUN/exports)")
@@ -37,6 +41,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force", action="store_true", help="replace an existing output (refused otherwise)"
     )
+    job = p.add_argument_group("slurm / skypilot jobs (planned for the job's machines)")
+    job.add_argument(
+        "--gpu", metavar="NAME[xN]", help='GPUs per node, e.g. "A100-80GB x4" (default: this one)'
+    )
+    job.add_argument("--nodes", type=int, default=1, metavar="N", help="machines (default 1)")
+    job.add_argument("--time", default="04:00:00", help="Slurm time limit (default 04:00:00)")
+    job.add_argument("--port", type=int, default=29500, help="rendezvous port (default 29500)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,8 +56,23 @@ def run(args: argparse.Namespace) -> int:
     from tuitune.core.export import export_run
     from tuitune.core.rundir import find_run
 
+    formats = args.formats or ["adapter"]
+    jobs = [f for f in formats if f in JOB_FORMATS]
+    if jobs:
+        from tuitune.core.jobs import JobRequest, load_job_session, plan_for_job, write_job
+
+        session = load_job_session(args.run)
+        req = JobRequest(nodes=args.nodes, gpu=args.gpu or "", time=args.time, port=args.port)
+        plan = plan_for_job(session, req)
+        for fmt in jobs:
+            print(
+                write_job(session, fmt, req, Path(args.out) if args.out else None, plan=plan).line()
+            )
+        formats = [f for f in formats if f not in JOB_FORMATS]
+        if not formats:
+            return 0
     r = find_run(args.run)
-    for fmt in args.formats or ["adapter"]:
+    for fmt in formats:
         out = Path(args.out) if args.out else None
         if fmt in SHIP_FORMATS:
             from tuitune.core.ship import ship_run

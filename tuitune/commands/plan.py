@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tuitune.commands._nodes import add_node_arguments
+
 NAME = "plan"
 HELP = "print the plan for a session (spec, levers, launch, memory, verdict) without training"
 
@@ -30,6 +32,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     p.add_argument("--list-gpus", action="store_true", help="list the bundled GPU table and exit")
+    add_node_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
                 f"bf16 {'yes' if g.bf16 else 'no ':<3}  {g.tflops_16bit:6.0f} TFLOP/s  {g.name}"
             )
         return 0
+    from tuitune.core.nodes import parse_nodes
     from tuitune.core.plan import make_plan
     from tuitune.core.session import load_session
     from tuitune.core.spec import parse_set
 
     overrides = parse_set(args.overrides)
     session = load_session(args.session)
-    plan = make_plan(session, gpu=args.gpu, overrides=overrides, replan=args.replan)
+    nodes = parse_nodes(args.nodes, args.node_rank, args.rdzv)
+    plan = make_plan(session, gpu=args.gpu, overrides=overrides, replan=args.replan, nodes=nodes)
     if args.json:
         print(json.dumps(plan.to_dict(), default=str))
     else:

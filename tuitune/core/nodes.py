@@ -152,10 +152,3 @@ def finish_worker(run: RunDir) -> None:
             "there); after fixing, tuitune resume RUN there and tuitune resume "
             f"{run.root} here",
         )
-
-
-def processes_per_node() -> int:
-    """Training processes on this machine: one per visible GPU, else one (CPU)."""
-    from tuitune.core.runs import _cuda_devices
-
-    return _cuda_devices() or 1

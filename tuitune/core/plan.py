@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import TuituneError
+from tuitune.core.nodes import SINGLE, Nodes
 from tuitune.core.session import Session
 from tuitune.core.spec import TrainSpec
 
@@ -76,8 +77,14 @@ class Launch:
     strategy: str  # single | ddp | fsdp | cpu | mps
     fsdp: bool
     command: list[str]
-    effective_batch: int  # units per optimizer step over all processes
+    effective_batch: int  # units per optimizer step over all processes (every machine's)
     unit: str = "examples"  # examples | packed rows
+    nodes: int = 1  # machines; num_processes is per machine (GPUs per node)
+
+    @property
+    def world_size(self) -> int:
+        """Processes over every machine: what the effective batch and FSDP count."""
+        return self.num_processes * self.nodes
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,8 +171,9 @@ class Plan:
         out = [f"plan: {self.model} on {self.hardware.get('summary', '?')}"]
         out += [f"  ! hardware differs from the session's: {d}" for d in self.differs]
         la = self.launch
+        machines = f"{la.nodes} machines x " if la.nodes > 1 else ""
         out.append(
-            f"launch: {la.strategy}, {la.num_processes} process(es), effective batch "
+            f"launch: {la.strategy}, {machines}{la.num_processes} process(es), effective batch "
             f"{la.effective_batch} {la.unit} per optimizer step"
         )
         out.append(f"memory: {self.memory_line()}")
@@ -492,6 +500,7 @@ def make_plan(
     data_stats: Any = None,
     replan: bool = False,
     num_processes: int | None = None,
+    nodes: Nodes = SINGLE,
 ) -> Plan:
     """The plan for ``session`` on ``hardware`` (None: probe this machine) or a ``gpu`` from
     the bundled table ("A100-80GB x4"), with ``overrides`` (``--set``, already typed) winning.
@@ -500,8 +509,10 @@ def make_plan(
     otherwise they are measured when the model's tokenizer is at hand. ``replan``: re-decide
     the memory-bound fields (``MEMORY_BOUND``) for this machine even where the session set
     them. ``num_processes``: that many data-parallel processes instead of one per GPU (on a
-    CPU: torchrun on gloo, for tests and many-core machines). Raises TuituneError for a spec
-    that cannot train (before any data preparation).
+    CPU: torchrun on gloo, for tests and many-core machines). ``nodes``: that many machines
+    of this kind train together (``core.nodes``); accumulation, the effective batch and FSDP
+    count every process on every machine. Raises TuituneError for a spec that cannot train
+    (before any data preparation).
     """
     from tuitune.core import recipe as recipe_mod
     from tuitune.core.method_defaults import defaults_for
@@ -596,18 +607,19 @@ def make_plan(
     # Several GPUs: accumulation divided across the processes
     n_gpus = len(hw.gpus)
     procs = num_processes or (n_gpus if n_gpus > 1 else 1)
+    world = procs * nodes.count  # processes on every machine
     strategy = rec.strategy if rec is not None else ("single" if hw.gpus else "cpu")
-    if procs > 1 and ("gradient_accumulation_steps" in user or num_processes):
+    if world > 1 and ("gradient_accumulation_steps" in user or num_processes or nodes.multi):
         accum = values["gradient_accumulation_steps"]
         whose = "your" if "gradient_accumulation_steps" in user else "the"
-        per = max(1, math.ceil(accum / procs))
+        per = max(1, math.ceil(accum / world))
         micro = values["per_device_train_batch_size"]
-        same = per * procs == accum
+        same = per * world == accum
         put(
             "gradient_accumulation_steps",
             per,
-            f"{whose} {accum} accumulation steps divided across {procs} processes: "
-            f"{micro} x {per} x {procs} = {micro * per * procs} per optimizer step"
+            f"{whose} {accum} accumulation steps divided across {world} processes: "
+            f"{micro} x {per} x {world} = {micro * per * world} per optimizer step"
             + ("" if same else f" (not {micro * accum}: accumulation is whole steps)"),
             sources.get("gradient_accumulation_steps", ("recommendation",))[0],
         )
@@ -624,7 +636,7 @@ def make_plan(
             raise TuituneError(why_no_shape or "no model shape")
         from tuitune.core.recommend import needed_bytes
 
-        return needed_bytes(estimate_spec(s, shape, num_gpus=procs, fsdp=fsdp))
+        return needed_bytes(estimate_spec(s, shape, num_gpus=world, fsdp=fsdp))
 
     recipe = recipe_mod.choose_recipe(
         spec_for_recipe,
@@ -666,20 +678,20 @@ def make_plan(
     capacity = device_capacity(hw)
     word = FITS
     if shape is not None:
-        est = estimate_spec(spec, shape, num_gpus=procs, fsdp=fsdp)
-        if procs > 1 and not fsdp and verdict(est, capacity) == NO:
-            sharded = estimate_spec(spec, shape, num_gpus=procs, fsdp=True)
+        est = estimate_spec(spec, shape, num_gpus=world, fsdp=fsdp)
+        if world > 1 and not fsdp and verdict(est, capacity) == NO:
+            sharded = estimate_spec(spec, shape, num_gpus=world, fsdp=True)
             if verdict(sharded, capacity) != NO:
                 est, fsdp, strategy = sharded, True, "fsdp"
-                notes.append(f"FSDP over {procs} GPUs: one GPU cannot hold a full copy")
+                notes.append(f"FSDP over {world} GPUs: one GPU cannot hold a full copy")
         word = verdict(est, capacity) if capacity else FITS
-    if procs > 1 and strategy not in ("ddp", "fsdp"):
+    if world > 1 and strategy not in ("ddp", "fsdp"):
         strategy = "fsdp" if fsdp else "ddp"
     if not hw.gpus:
-        strategy = "mps" if hw.mps else ("ddp" if procs > 1 else "cpu")
-    command = _command(procs, fsdp, cuda=bool(hw.gpus))
+        strategy = "mps" if hw.mps else ("ddp" if world > 1 else "cpu")
+    command = _command(procs, fsdp, cuda=bool(hw.gpus), nodes=nodes)
     unit = "packed rows" if spec.packing else "examples"
-    effective = spec.per_device_train_batch_size * spec.gradient_accumulation_steps * procs
+    effective = spec.per_device_train_batch_size * spec.gradient_accumulation_steps * world
     setup = est.setup if est is not None else None
     assumptions = {
         "method": setup.label if setup else spec.method,
@@ -691,6 +703,7 @@ def make_plan(
         "gradient_checkpointing": spec.gradient_checkpointing,
         "packing": spec.packing,
         "num_processes": procs,
+        "nodes": nodes.count,
         "fsdp": fsdp,
         "lora_dropout": spec.lora_dropout if spec.uses_peft else None,
         "why": why_no_shape,
@@ -716,7 +729,7 @@ def make_plan(
     return Plan(
         spec=spec,
         choices=choices,
-        launch=Launch(procs, strategy, fsdp, command, effective, unit),
+        launch=Launch(procs, strategy, fsdp, command, effective, unit, nodes.count),
         estimate=est,
         capacity_bytes=capacity,
         verdict=word,
@@ -740,10 +753,12 @@ def _was(
     return ""
 
 
-def _command(procs: int, fsdp: bool, *, cuda: bool) -> list[str]:
+def _command(procs: int, fsdp: bool, *, cuda: bool, nodes: Nodes = SINGLE) -> list[str]:
     from tuitune.core.runs import child_command
 
-    return child_command(Path("RUN/spec.json"), num_processes=procs, fsdp=fsdp, cuda=cuda)
+    return child_command(
+        Path("RUN/spec.json"), num_processes=procs, fsdp=fsdp, cuda=cuda, nodes=nodes
+    )
 
 
 # --------------------------------------------------------------------------------------

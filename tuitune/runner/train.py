@@ -35,6 +35,7 @@ from typing import Any
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.events import EventWriter
+from tuitune.core.nodes import multi_node_env
 from tuitune.core.rundir import RunDir
 from tuitune.core.spec import TrainSpec
 
@@ -51,6 +52,44 @@ GiB = 2**30
 
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def is_local_main() -> bool:
+    """Rank 0 of this machine: across machines each node keeps its own checkpoints."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+_PEER_LOST = ("connection reset", "connection closed", "broken pipe", "socket timeout")
+
+
+def lost_peer(e: BaseException) -> bool:
+    """A collective failed because a process on another machine is gone (killed, crashed,
+    network): gloo and NCCL say so in a RuntimeError (DistError in recent torch)."""
+    if not multi_node_env():
+        return False
+    import torch.distributed as dist
+
+    text = str(e).lower()
+    return isinstance(e, getattr(dist, "DistError", ())) or any(s in text for s in _PEER_LOST)
+
+
+def common_checkpoint(run: RunDir, ckpt: Path | None) -> Path | None:
+    """Across machines every node resumes from its own copy of a checkpoint: the newest
+    step all of them hold complete (a node killed mid-save may lack the last one)."""
+    import torch.distributed as dist
+
+    if not (multi_node_env() and dist.is_available() and dist.is_initialized()):
+        return ckpt
+    mine = []
+    if run.checkpoints.is_dir():
+        for p in run.checkpoints.iterdir():
+            name, _, num = p.name.partition("-")
+            if name == "checkpoint" and num.isdigit() and (p / "trainer_state.json").is_file():
+                mine.append(int(num))
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    common = set(everyone[0]).intersection(*everyone[1:])
+    return run.checkpoints / f"checkpoint-{max(common)}" if common else None
 
 
 def oom_advice(spec: TrainSpec) -> str:
@@ -251,8 +290,16 @@ class Child:
         tb = traceback.format_exc()
         print(tb, file=sys.stderr, flush=True)
         line = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        extra: dict[str, Any] = {}
+        if lost_peer(e):
+            line = f"a training process on another machine is gone ({line})"
+            extra = dict(
+                kind="node_lost",
+                fix="tuitune resume RUN here and tuitune resume WORKER_FOLDER on each other "
+                "machine (the folder its replay printed); they meet again at the rendezvous",
+            )
         try:
-            self.emit("error", message=line, step=self._step(), traceback_tail=tail(tb))
+            self.emit("error", message=line, step=self._step(), traceback_tail=tail(tb), **extra)
         except OSError:
             self._give_up_ballast()
             with contextlib.suppress(OSError):
@@ -403,7 +450,7 @@ class Child:
 
         ckpt = None
         if resume:
-            if is_main_process():
+            if is_local_main():
                 remove_torn_checkpoints(self.run)
             ckpt = last_checkpoint(self.run)
             self.emit(
@@ -415,6 +462,15 @@ class Child:
         if self._built is None:
             self._built = self._build(spec)
         trainer, tokenizer = self._built
+        if resume and multi_node_env():
+            agreed = common_checkpoint(self.run, ckpt)
+            if agreed != ckpt:
+                self.emit(
+                    "log",
+                    message=f"{ckpt.name if ckpt else 'no checkpoint'} is not on every node: "
+                    + (f"resuming from {agreed.name}" if agreed else "starting from the beginning"),
+                )
+            ckpt = agreed
         callback = self.callback
         callback.spec = spec.to_dict()
         callback.resumed_from = str(ckpt) if ckpt else None
@@ -479,10 +535,11 @@ class Child:
         final = self.run.adapter
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        if trainer.accelerator.is_main_process:
+        # should_save: global rank 0, or each machine's rank 0 across machines.
+        if trainer.args.should_save:
             shutil.rmtree(tmp, ignore_errors=True)
         trainer.save_model(str(tmp))
-        if trainer.accelerator.is_main_process:
+        if trainer.args.should_save:
             tokenizer.save_pretrained(str(tmp))
             # DPO/GRPO over an SFT adapter keep a frozen copy named "ref": not part of the result.
             shutil.rmtree(tmp / "ref", ignore_errors=True)
