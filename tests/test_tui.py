@@ -285,7 +285,7 @@ async def test_data_and_template_screens_show_core_results(data_app: TuituneApp)
         await app.workers.wait_for_complete()
         await pilot.pause()
         info = str(app.screen.query_one("#template-info", Static).render())
-        assert "trained" in info and "Loss: last turn" in info
+        assert "trained" in info and "Loss: assistant turns" in info
         rendered = app.screen.query_one("#rendered", Static).render()
         styles = {str(span.style) for span in rendered.spans}
         assert any("underline" in s for s in styles) and any(s == "dim" for s in styles)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.atomic import write_json_atomic
+from tuitune.core.atomic import write_text_atomic
 from tuitune.core.errors import TuituneError
 from tuitune.core.events import EventTail
 from tuitune.core.rundir import RunDir
@@ -424,7 +424,7 @@ def run_evaluation(
     espec = build_evalspec(run, base_model, adapter, choice, seed=seed)
     run.eval.mkdir(parents=True, exist_ok=True)
     spec_path = run.eval / "evalspec.json"
-    spec_path.write_text(espec.to_json(), encoding="utf-8")
+    write_text_atomic(spec_path, espec.to_json())
     results_path = run.eval / "results.json"
     log_path = run.eval / "eval.log"
     tail = EventTail(run.events)
@@ -467,7 +467,3 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][:200] if lines else ""
-
-
-def save_results(path: Path, data: dict[str, Any]) -> Path:
-    return write_json_atomic(path, data)
