@@ -3,6 +3,13 @@
 The fast path is NVML only (``pynvml`` from nvidia-ml-py, milliseconds); torch is never
 imported here unless ``probe(check_mps_with_torch=True)`` is asked for. No GPU is a normal
 result, not an error. Tests inject a fake NVML module through ``probe(nvml=...)``.
+
+Which GPUs training sees is decided the way CUDA decides it, not by NVML's numbering:
+``CUDA_VISIBLE_DEVICES`` may name ordinals, UUIDs (``GPU-8f3c...``, a unique prefix is
+enough) or MIG instances (``MIG-...``), and its ordinals count in CUDA's order, which is
+PCI bus order only under ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (the default, FASTEST_FIRST, puts
+the fastest device first). ``probe()`` returns the visible GPUs in CUDA's order, each with
+its NVML index, UUID and PCI bus id (``cuda_visible`` does the mapping).
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ class GpuInfo:
     used_bytes: int
     compute_capability: tuple[int, int]
     processes: tuple[GpuProcess, ...] = ()
+    uuid: str = ""  # "GPU-..." as NVML and CUDA_VISIBLE_DEVICES spell it
+    pci_bus_id: str = ""  # "00000000:3B:00.0"
+    cuda_index: int | None = None  # the ordinal torch will use (cuda:N), when visible
+    mig: str = ""  # the MIG instance CUDA_VISIBLE_DEVICES selected on this GPU
 
     @property
     def bf16(self) -> bool:
@@ -163,6 +174,11 @@ def _probe_nvml(nvml: Any) -> tuple[list[GpuInfo], str, str, str]:
                     used_bytes=int(mem.used),
                     compute_capability=(cc[0], cc[1]),
                     processes=tuple(procs),
+                    uuid=_optional(lambda h=handle: _text(nvml.nvmlDeviceGetUUID(h))),
+                    pci_bus_id=_optional(
+                        lambda h=handle: _text(nvml.nvmlDeviceGetPciInfo(h).busId)
+                    ),
+                    mig=",".join(_mig_uuids(nvml, handle)),
                 )
             )
         return gpus, driver, cuda, ""
@@ -171,6 +187,108 @@ def _probe_nvml(nvml: Any) -> tuple[list[GpuInfo], str, str, str]:
     finally:
         with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
+
+
+def _optional(get: Any) -> str:
+    """An NVML field some drivers or containers do not report: empty when absent."""
+    try:
+        return str(get() or "")
+    except Exception:  # noqa: BLE001 - NVMLError_NotSupported and friends
+        return ""
+
+
+def _mig_uuids(nvml: Any, handle: Any) -> list[str]:
+    """The MIG instances of one GPU (empty when MIG is off or unsupported)."""
+    out: list[str] = []
+    try:
+        count = int(nvml.nvmlDeviceGetMaxMigDeviceCount(handle))
+    except Exception:  # noqa: BLE001 - no MIG on this GPU or driver
+        return out
+    for i in range(count):
+        try:
+            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
+            out.append(_text(nvml.nvmlDeviceGetUUID(mig)))
+        except Exception:  # noqa: BLE001 - an empty MIG slot
+            continue
+    return out
+
+
+def cuda_order(gpus: list[GpuInfo], device_order: str | None) -> list[GpuInfo]:
+    """NVML's GPUs in the order CUDA numbers them.
+
+    ``PCI_BUS_ID``: by PCI bus id (what nvidia-smi shows). Otherwise CUDA's FASTEST_FIRST:
+    the most capable device first (compute capability, then memory), ties in bus order; the
+    CUDA documentation leaves the rest unspecified, which is why a machine with mixed GPUs
+    should set ``CUDA_DEVICE_ORDER=PCI_BUS_ID``.
+    """
+
+    def bus(g: GpuInfo) -> tuple[str, int]:
+        return (g.pci_bus_id.lower(), g.index)
+
+    if (device_order or "").upper() == "PCI_BUS_ID":
+        return sorted(gpus, key=bus)
+    return sorted(
+        gpus, key=lambda g: (tuple(-x for x in g.compute_capability), -g.total_bytes, bus(g))
+    )
+
+
+def cuda_visible(
+    gpus: list[GpuInfo], visible: str | None, device_order: str | None = None
+) -> tuple[list[GpuInfo], list[str]]:
+    """The GPUs CUDA will see, in its numbering (``cuda_index``), and notes for the user.
+
+    ``visible`` is ``CUDA_VISIBLE_DEVICES``: ordinals (in CUDA's order), ``GPU-`` UUIDs or
+    unique prefixes of them, ``MIG-`` instance UUIDs. As CUDA does, parsing stops at the
+    first entry that names no device; "" or "-1" hides every GPU.
+    """
+    import dataclasses
+
+    ordered = cuda_order(gpus, device_order)
+    notes: list[str] = []
+    mixed = len({(g.name, g.compute_capability) for g in gpus}) > 1
+    if mixed and (device_order or "").upper() != "PCI_BUS_ID":
+        notes.append(
+            "different GPU models and CUDA_DEVICE_ORDER is not PCI_BUS_ID: CUDA numbers the "
+            "fastest first, not as nvidia-smi does (set CUDA_DEVICE_ORDER=PCI_BUS_ID)"
+        )
+    if visible is None:
+        return [dataclasses.replace(g, cuda_index=i, mig="") for i, g in enumerate(ordered)], notes
+    chosen: list[GpuInfo] = []
+    for raw in visible.split(","):
+        token = raw.strip()
+        found: GpuInfo | None = None
+        mig = ""
+        if token.lstrip("-").isdigit():
+            n = int(token)
+            found = ordered[n] if 0 <= n < len(ordered) else None
+        elif token.upper().startswith("MIG-"):
+            found = next((g for g in ordered if token in g.mig.split(",")), None)
+            mig = token
+        elif token:
+            key = token if token.upper().startswith("GPU-") else f"GPU-{token}"
+            hits = [g for g in ordered if g.uuid and g.uuid.lower().startswith(key.lower())]
+            found = hits[0] if len(hits) == 1 else None
+        if found is None or any(c.index == found.index and not mig for c in chosen):
+            if token and token != "-1":
+                notes.append(
+                    f"CUDA_VISIBLE_DEVICES entry {token!r} names no GPU here: CUDA ignores it "
+                    "and every entry after it"
+                )
+            break
+        chosen.append(dataclasses.replace(found, cuda_index=len(chosen), mig=mig))
+    if mig_chosen := [g for g in chosen if g.mig]:
+        notes.append(
+            f"{len(mig_chosen)} MIG instance(s) selected: CUDA sees one MIG device per process, "
+            "and memory figures are the whole GPU's"
+        )
+    return chosen, notes
+
+
+def nvml_index_for_cuda(ordinal: int, nvml: Any = None) -> int | None:
+    """The NVML index of ``cuda:ordinal`` in this process's environment (None: unknown)."""
+    hw = probe(nvml=nvml)
+    g = next((g for g in hw.gpus if g.cuda_index == ordinal), None)
+    return g.index if g is not None else None
 
 
 def _ram() -> tuple[int, int]:
@@ -217,13 +335,15 @@ def probe(*, nvml: Any = None, check_mps_with_torch: bool = False) -> HardwareIn
     if nvml is not None:
         gpus, driver, cuda, err = _probe_nvml(nvml)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if gpus and visible is not None and visible.strip() != "":
-        keep = [int(x) for x in visible.split(",") if x.strip().isdigit()]
-        if keep and len(keep) == len(visible.split(",")):
-            gpus = [g for g in gpus if g.index in keep]
-            notes.append(f"CUDA_VISIBLE_DEVICES={visible}: only those GPUs are used")
-    elif gpus and visible is not None:
-        notes.append("CUDA_VISIBLE_DEVICES is empty: training will not see the GPUs")
+    if gpus:
+        seen = len(gpus)
+        gpus, more = cuda_visible(gpus, visible, os.environ.get("CUDA_DEVICE_ORDER"))
+        notes.extend(more)
+        if visible is not None and not gpus:
+            notes.append(f"CUDA_VISIBLE_DEVICES={visible!r}: training will not see the GPUs")
+        elif visible is not None and len(gpus) < seen:
+            names = ", ".join(f"cuda:{g.cuda_index}=NVML {g.index}" for g in gpus)
+            notes.append(f"CUDA_VISIBLE_DEVICES={visible}: only those GPUs are used ({names})")
     mps = False
     if not gpus:
         mps = _mps_cheap()
@@ -287,6 +407,9 @@ class FakeGpu:
     used_gib: float = 0.5
     cc: tuple[int, int] = (9, 0)
     processes: list[tuple[int, float]] = field(default_factory=list)  # (pid, GiB)
+    uuid: str = ""  # "" -> GPU-fake-<index> when handed to FakeNVML
+    pci_bus_id: str = ""  # "" -> 00000000:<index + 1>:00.0
+    mig_uuids: list[str] = field(default_factory=list)
 
 
 class FakeNVML:
@@ -298,6 +421,9 @@ class FakeNVML:
         self, gpus: list[FakeGpu] | None = None, *, driver: str = "560.35.03", cuda: int = 12060
     ):
         self.gpus = list(gpus or [])
+        for i, g in enumerate(self.gpus):
+            g.uuid = g.uuid or f"GPU-fake-{i:04d}-0000-0000-000000000000"
+            g.pci_bus_id = g.pci_bus_id or f"00000000:{i + 1:02X}:00.0"
         self.driver = driver
         self.cuda = cuda
 
@@ -340,3 +466,19 @@ class FakeNVML:
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, h: FakeGpu) -> list[Any]:
         return []
+
+    def nvmlDeviceGetUUID(self, h: Any) -> str:
+        return h if isinstance(h, str) else h.uuid
+
+    def nvmlDeviceGetPciInfo(self, h: FakeGpu) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(busId=h.pci_bus_id.encode())
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h: FakeGpu) -> int:
+        if not h.mig_uuids:
+            raise FakeNVMLError("Not Supported")
+        return len(h.mig_uuids)
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: FakeGpu, i: int) -> str:
+        return h.mig_uuids[i]

@@ -54,9 +54,15 @@ class GpuUtil:
             try:
                 import pynvml
 
+                from tuitune.core.probe import nvml_index_for_cuda
+
+                ordinal = int(os.environ.get("LOCAL_RANK", "0"))
+                # cuda:N is not NVML's N under CUDA_VISIBLE_DEVICES or FASTEST_FIRST order
+                index = nvml_index_for_cuda(ordinal)
                 pynvml.nvmlInit()
-                index = int(os.environ.get("LOCAL_RANK", "0"))
-                self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                self._handle = pynvml.nvmlDeviceGetHandleByIndex(
+                    ordinal if index is None else index
+                )
             except Exception:  # no NVML, no GPU: utilisation is simply unknown
                 self._handle = None
         if self._handle is None:
