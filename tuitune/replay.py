@@ -18,7 +18,7 @@ from tuitune.core.errors import TuituneError
 from tuitune.core.follow import EventPrinter
 from tuitune.core.nodes import SINGLE, Nodes, finish_worker, new_worker_dir
 from tuitune.core.rundir import RunDir, new_run_dir
-from tuitune.core.session import Session, load_session
+from tuitune.core.session import Session, load_session, trust_remote_code_line
 
 
 @dataclass
@@ -93,6 +93,11 @@ def replay(
     stream = stream or sys.stdout
     say = Printer(stream)
     session = load_session(session_path)
+    # shown (and, for a session from elsewhere, turned off unless confirmed) before any load
+    confirmed = bool((overrides or {}).get("trust_remote_code"))
+    session.model.trust_remote_code = session.model.trust_remote_code or confirmed
+    if trust := trust_remote_code_line(session, confirmed=confirmed):
+        say.line(trust)
     check_inputs(session)
     # The plan: validated before any data preparation; a plan that does not fit stops here
     from tuitune.core.plan import check_fit, make_plan

@@ -143,3 +143,31 @@ def list_sessions() -> list[tuple[Path, Session | TuituneError]]:
         except TuituneError as e:
             out.append((p, e))
     return out
+
+
+def from_elsewhere(path: str | Path) -> bool:
+    """A session file outside the user's sessions directory (the bundled quickstart, a
+    colleague's file): it is worked on as a copy, and its trust_remote_code is not taken
+    on trust."""
+    return Path(path).resolve().parent != paths.sessions_dir().resolve()
+
+
+def trust_remote_code_line(session: Session, *, confirmed: bool = False) -> str:
+    """Say what the session's trust_remote_code means before anything is loaded, and turn it
+    off for a session from elsewhere unless the user confirmed it (``confirmed``: the
+    replay's ``--set trust_remote_code=true``, the Model screen's switch). Returns the line
+    to show ('' when the setting is off and stays off)."""
+    if not session.model.trust_remote_code:
+        return ""
+    if session.path and from_elsewhere(session.path) and not confirmed:
+        session.model.trust_remote_code = False
+        session.spec.pop("trust_remote_code", None)
+        return (
+            f"model: trust_remote_code was on in {session.path}, a session from elsewhere: "
+            "turned off (confirm with --set trust_remote_code=true to run the model "
+            "repository's own Python code)"
+        )
+    return (
+        "model: trust_remote_code is ON: Python code shipped with the model "
+        f"{session.model.ref!r} will run on this machine"
+    )

@@ -11,7 +11,14 @@ import dataclasses
 
 from tuitune.core import paths
 from tuitune.core.decision import QUICKSTART_ANSWERS, QUICKSTART_FLAGS, saved_answers
-from tuitune.core.session import DataChoice, EvalChoice, ModelChoice, Session, load_session
+from tuitune.core.session import (
+    DataChoice,
+    EvalChoice,
+    ModelChoice,
+    Session,
+    from_elsewhere,
+    load_session,
+)
 
 QUICKSTART_TASK = "json_extract"
 
@@ -21,6 +28,11 @@ def copy_session(base: Session, *, name: str | None = None) -> Session:
     the copy can live in the sessions directory. The file ``base`` came from is never written."""
     session = Session(name=base.name if name is None else name)
     session.model = dataclasses.replace(base.model)
+    if base.model.trust_remote_code and base.path and from_elsewhere(base.path):
+        # someone else's choice to run the model's code: off until the user turns it on
+        # (the Model screen shows it and where it came from)
+        session.model.trust_remote_code = False
+        session.answers["trust_remote_code_cleared"] = {"from": str(base.path)}
     session.data = dataclasses.replace(
         base.data,
         train=[_abs(base, p) for p in base.data.train],
@@ -33,7 +45,10 @@ def copy_session(base: Session, *, name: str | None = None) -> Session:
         general_file=_abs(base, ev.general_file) if ev.general_file else "",
     )
     session.spec = dict(base.spec)
-    session.answers = {k: v for k, v in base.answers.items() if isinstance(v, dict)}
+    session.answers = {
+        **{k: v for k, v in base.answers.items() if isinstance(v, dict)},
+        **session.answers,
+    }
     decide = session.answers.get("decide", {})
     answers, flags = saved_answers(decide)
     session.answers["decide"] = {
