@@ -169,6 +169,106 @@ def _resolve_hf(repo_id: str, allow_download: bool | None) -> ResolvedModel:
     )
 
 
+@dataclass(frozen=True)
+class ModelCheck:
+    """What a model reference points to, found without loading (or downloading) weights."""
+
+    ref: str
+    source: str  # default | local | hf-cache | hub | catalogue
+    detail: str  # one line for the user
+    trainable: bool = True  # False: only the bundled config is here (planning, no training)
+
+
+def check_model(
+    ref: str, *, allow_download: bool | None = None, timeout: float = 5.0
+) -> ModelCheck:
+    """Resolve what the user typed as far as it can be without weights: the embedded default,
+    a local folder, the HF cache, the hub where reachable, the catalogue's bundled config.
+
+    Raises a one-line TuituneError with the fix for a reference nothing can use, so the
+    Model step refuses it where it was typed (not later, worded as a data problem).
+    """
+    ref = (ref or "default").strip()
+    if ref == "default":
+        gguf = default_gguf_path()  # raises with the install fix
+        done = _is_complete(default_model_dir())
+        return ModelCheck(
+            ref,
+            "default",
+            f"{DEFAULT_MODEL_NAME}, embedded ({'converted' if done else 'converted on first use'}"
+            f" from {gguf.name})",
+        )
+    path = Path(ref).expanduser()
+    if path.exists() or ref.startswith((".", "/", "~")):
+        resolved = resolve_model(ref)  # the folder checks, with their fixes
+        return ModelCheck(ref, "local", f"local folder {resolved.path}")
+    if not _HF_ID.match(ref):
+        raise TuituneError(
+            f"model {ref!r} is neither a directory nor a Hugging Face id",
+            fix="use a local path, an id such as Qwen/Qwen2.5-0.5B-Instruct, or 'default'",
+        )
+    cached = _hf_cached_config(ref)
+    if cached is not None:
+        return ModelCheck(ref, "hf-cache", f"in the Hugging Face cache ({cached.parent})")
+    if allow_download is None:
+        allow_download = os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True")
+    from tuitune.core.model_catalog import find
+
+    entry = find(ref)
+    hub_error = "downloads are off: HF_HUB_OFFLINE is set"
+    if allow_download:
+        found, hub_error = _on_hub(ref, timeout)
+        if found:
+            return ModelCheck(
+                ref, "hub", "on the Hugging Face hub: downloaded when training starts"
+            )
+        if entry is None and hub_error.startswith("not on the hub"):
+            raise TuituneError(
+                f"{ref} is {hub_error}",
+                fix="check the spelling (owner/name), or pick a catalogue row (^u)",
+            )
+    if entry is not None:
+        return ModelCheck(
+            ref,
+            "catalogue",
+            f"{entry.family} {entry.size}: planned from the bundled config; training needs its "
+            f"weights ({hub_error}): download them where a hub is reachable "
+            f"(huggingface-cli download {ref}) or give the folder",
+            trainable=False,
+        )
+    raise TuituneError(
+        f"{ref} is not a local folder, not in the Hugging Face cache, not in the catalogue, "
+        f"and the hub cannot confirm it ({hub_error})",
+        fix="give a folder saved with save_pretrained, an id you have downloaded, or 'default'",
+    )
+
+
+def _hf_cached_config(repo_id: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed id is simply not cached
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def _on_hub(repo_id: str, timeout: float) -> tuple[bool, str]:
+    """(exists, why not): ask the hub once, briefly; unreachable is not "does not exist"."""
+    try:
+        from huggingface_hub import model_info
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+        model_info(repo_id, timeout=timeout)
+    except GatedRepoError:
+        return False, "gated on the hub (accept its licence and log in: huggingface-cli login)"
+    except RepositoryNotFoundError:
+        return False, "not on the hub (no such repository)"
+    except Exception as e:  # noqa: BLE001 - network errors come in many types
+        return False, f"the hub is unreachable ({type(e).__name__})"
+    return True, ""
+
+
 def installed_version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)

@@ -32,6 +32,30 @@ class ProbeCompleted(Message):
 
 
 @dataclass
+class PlanComputed(Message):
+    """``core.plan.make_plan`` ran: the plan (None when it refused, ``error`` says why), the
+    CPU time estimate (None on a GPU) and what the screen asked for alongside."""
+
+    plan: Any
+    timing: Any
+    error: str
+    extra: dict[str, Any]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PlanComputed)
+
+
+@dataclass
+class ModelChecked(Message):
+    """The model reference was resolved (or refused: ``error`` with the fix)."""
+
+    ref: str
+    source: str  # default | local | hf-cache | hub | catalogue | ""
+    detail: str
+    error: str
+
+
+@dataclass
 class CatalogReady(Message):
     """Model catalog rows with their estimated memory for the chosen method."""
 

@@ -22,7 +22,7 @@ class EvaluateScreen(StepScreen):
     BINDINGS: ClassVar[list[Binding]] = [
         *StepScreen.BINDINGS,
         Binding("t", "chat", "Chat", id="chat"),
-        Binding("e", "evaluate", "Re-eval", id="evaluate"),
+        Binding("e", "evaluate", "Evaluate again", id="evaluate", show=False),
         Binding("a", "export('adapter')", "Adapter", id="export-adapter"),
         Binding("m", "export('merged')", "Merged", id="export-merged"),
         Binding("c", "export('configs')", "Configs", id="export-configs"),
@@ -151,7 +151,8 @@ class EvaluateScreen(StepScreen):
         if view is not None:
             paths.append(f"adapter: {view.run.adapter}\n")
             paths.append(
-                "t chat with base and tuned side by side; ship: a adapter, m merged, "
+                "t chat with base and tuned side by side; e evaluates again; ship: a adapter, "
+                "m merged, "
                 "4 / 8 bitsandbytes 4-/8-bit, g GGUF, r model card, c trainer configs",
                 style="dim",
             )
