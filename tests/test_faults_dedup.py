@@ -55,3 +55,93 @@ def test_exact_duplicates_are_not_left_to_the_near_step() -> None:
     items, report = curate(rows, "text", {"dedup_near": False})
     assert [i.origin for i in items] == ["f.jsonl:1", "f.jsonl:2", "f.jsonl:3"]
     assert report.step("dedup_exact").dropped == 1
+
+
+def test_every_near_duplicate_is_counted_and_shown_with_its_origin() -> None:
+    rows = [
+        Item(f"f.jsonl:{i + 1}", {"text": w + FIRST[len("Last") :]})
+        for i, w in enumerate(["Last", "Early", "Late"])
+    ]
+    items, report = curate(rows, "text", {"dedup_exact": False})
+    assert [i.origin for i in items] == ["f.jsonl:1"]
+    near = report.step("dedup_near")
+    assert near.dropped == 2
+    assert [e["origin"] for e in near.examples] == ["f.jsonl:2", "f.jsonl:3"]
+    assert near.examples[0]["before"].startswith("Early spring the committee")
+    assert near.examples[0]["reason"] == "near-duplicate of f.jsonl:1"
+
+
+def test_rows_without_words_are_kept_and_do_not_stop_the_step() -> None:
+    rows = [
+        Item("f.jsonl:1", {"text": "🙂 🙂"}),
+        Item("f.jsonl:2", {"text": "!!! ???"}),
+        Item("f.jsonl:3", {"text": FIRST}),
+        Item("f.jsonl:4", {"text": SECOND}),
+    ]
+    items, report = curate(rows, "text", {"dedup_exact": False})
+    assert [i.origin for i in items] == ["f.jsonl:1", "f.jsonl:2", "f.jsonl:3"]
+    assert all(i.row["text"] for i in items)
+    assert report.step("dedup_near").dropped == 1
+
+
+def test_short_rows_are_compared_too() -> None:
+    rows = [
+        Item("f.jsonl:1", {"text": "Hello there"}),
+        Item("f.jsonl:2", {"text": "hello, THERE!"}),
+    ]
+    items, report = curate(rows, "text", {"dedup_exact": False})
+    assert len(items) == 1 and report.step("dedup_near").dropped == 1
+
+
+def test_a_repeated_origin_gets_its_own_key() -> None:
+    """Two different rows from one origin (a file read twice) both stay; a near-duplicate of
+    the second names it by origin and position."""
+    rows = [
+        Item("f.jsonl:1", {"text": OTHER}),
+        Item("f.jsonl:1", {"text": FIRST}),
+        Item("g.jsonl:7", {"text": SECOND}),
+    ]
+    items, report = curate(rows, "text", {"dedup_exact": False})
+    assert [i.row["text"] for i in items] == [OTHER, FIRST]
+    assert report.step("dedup_near").examples[0]["reason"] == "near-duplicate of f.jsonl:1#1"
+
+
+def test_the_threshold_is_inclusive() -> None:
+    # "Late ..." vs FIRST: MinHash estimates 58/64 = 0.90625 exactly
+    late = "Late" + FIRST[len("Last") :]
+    rows = [Item("f.jsonl:1", {"text": FIRST}), Item("f.jsonl:2", {"text": late})]
+    items, _ = curate(rows, "text", {"dedup_exact": False, "near_threshold": 58 / 64})
+    assert len(items) == 1  # estimated Jaccard 0.90625 >= 0.90625
+    items, _ = curate(rows, "text", {"dedup_exact": False, "near_threshold": 59 / 64})
+    assert len(items) == 2
+
+
+def test_word_shingles_switch_from_3_to_5_words_at_ten_words() -> None:
+    nine = " ".join(f"w{i}" for i in range(9))
+    ten = " ".join(f"w{i}" for i in range(10))
+    assert len(shingles(nine)) == 7 and all(len(s.split()) == 3 for s in shingles(nine))
+    assert len(shingles(ten)) == 6 and all(len(s.split()) == 5 for s in shingles(ten))
+    assert shingles("Two words") == {b"two words"} and shingles("...") == set()
+    assert shingles("A b C") == shingles("a B c") == {b"a b c"}
+
+
+def test_near_dedup_is_deterministic_on_borderline_pairs() -> None:
+    """The same data gives the same rows every time (MinHash permutations are seeded)."""
+    import random
+
+    rng = random.Random(0)
+    vocab = [f"word{i}" for i in range(400)]
+    rows = []
+    for p in range(25):
+        words = rng.sample(vocab, 30)
+        other = list(words)
+        other[1] = f"swap{p}"  # true Jaccard 24/28 = 0.857, right at the threshold
+        rows += [{"text": " ".join(words)}, {"text": " ".join(other)}]
+
+    def kept() -> list[str]:
+        items, _ = curate([Item(f"f:{i}", r) for i, r in enumerate(rows)], "text")
+        return [i.origin for i in items]
+
+    first = kept()
+    assert 25 < len(first) < 50  # some borderline pairs caught, some not
+    assert all(kept() == first for _ in range(3))
