@@ -38,7 +38,9 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,8 +60,9 @@ import gpu_configs as cfgs  # noqa: E402
 from replay_run import Replay, child_env, plan_module, write_session  # noqa: E402
 
 GiB = 2**30
-# Memory rows replayed on the CPU by the dry run (tiny stand-ins): packing, DPO, GRPO.
-DRY_LAUNCH = ("r02", "r11", "r12")
+# Memory rows replayed on the CPU by the dry run (tiny stand-ins); --dry-launch adds more
+# (r11 DPO, r12 GRPO: each a minute or two on a busy 2-core CPU).
+DRY_LAUNCH = ("r02",)
 # The dry run plans the real architectures for this GPU.
 DRY_GPU = "H100-80GB"
 # Parallel memory rows may fill this share of the GPU by their predicted peaks.
@@ -83,8 +86,11 @@ TUITUNE_MODULES = (
 )
 
 
+T0 = time.monotonic()
+
+
 def say(text: str) -> None:
-    print(text, flush=True)
+    print(f"[{time.monotonic() - T0:5.0f} s] {text}", flush=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -103,11 +109,28 @@ def check_imports(gpu: bool) -> dict[str, Any]:
             found[name] = str(getattr(mod, "__version__", "ok"))
         except Exception as e:  # a missing wheel or a broken native library: reported
             (optional_missing if name in OPTIONAL else missing).append(f"{name}: {e}")
-    if not gpu:  # bitsandbytes imports on CPU; pynvml imports without a driver
-        missing = [m for m in missing if m.split(":")[0] not in GPU_REQUIRED] + [
-            m for m in missing if m.split(":")[0] in GPU_REQUIRED
-        ]
     return {"versions": found, "missing": missing, "optional_missing": optional_missing}
+
+
+class ImportCheck:
+    """``check_imports`` in a child process, started first and read last, so the heavy
+    imports overlap the building (the result is the same as importing here)."""
+
+    def __init__(self, gpu: bool) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--check-imports", "gpu" if gpu else "cpu"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=child_env(),
+        )
+
+    def result(self) -> dict[str, Any]:
+        out, _ = self.proc.communicate(timeout=600)
+        lines = [ln for ln in out.splitlines() if ln.startswith("IMPORTS ")]
+        if not lines:
+            return {"versions": {}, "missing": ["the import check crashed"], "optional_missing": []}
+        return json.loads(lines[-1][8:])
 
 
 def replay_supports(flag: str) -> bool:
@@ -695,7 +718,8 @@ def run_oom(
             prev = 0
         seen[e["step"]] = tok - prev
         prev = tok
-    long_steps = sorted(s for s, t in seen.items() if t > case.long_len * 0.5)
+    typical = statistics.median(seen.values()) if seen else 0
+    long_steps = sorted(s for s, t in seen.items() if t - typical > case.long_len * 0.5)
     out["long_row_step"] = long_steps[0] if long_steps else None
     ooms = [e for e in events if e.get("type") == "oom"]
     starts = [e for e in events if e.get("type") == "start"]
@@ -988,6 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", choices=("memory", "speed", "all"), default="all")
     p.add_argument("--dry-run", action="store_true", help="CPU: build everything, replay a few")
     p.add_argument("--no-launch", action="store_true", help="dry run without any replay")
+    p.add_argument("--dry-launch", nargs="*", default=[], help="more rows the dry run replays")
     p.add_argument("--out", type=Path, help="where the JSON and Markdown go (default: work)")
     p.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
     p.add_argument("--seed", type=int, help="seed of the random rows (default: the clock)")
@@ -996,11 +1021,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--case", action="append", help="only these speed cases")
     p.add_argument("--budget", type=float, help="seconds this invocation may take")
     p.add_argument("--build-server", help=argparse.SUPPRESS)
+    p.add_argument("--check-imports", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.build_server:
         return build_server(args.build_server)
+    if args.check_imports:
+        print("IMPORTS " + json.dumps(check_imports(args.check_imports == "gpu")), flush=True)
+        return 0
 
     t_start = time.monotonic()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     dry = args.dry_run
     gpu = None if dry else Gpu.probe()
     if gpu is None and not dry:
@@ -1018,17 +1048,19 @@ def main(argv: list[str] | None = None) -> int:
         part_budget = budget_default.memory_part + budget_default.speed_part
     deadline = t_start + part_budget
 
-    imports = check_imports(gpu is not None)
+    check = ImportCheck(gpu is not None)
+    # On the GPU a missing wheel must stop the run before any device time is spent.
+    imports = check.result() if gpu is not None else None
     plan = plan_module()
     say(
         f"gpu proof: {'DRY RUN on CPU' if dry else gpu.name}, part {args.part}, seed {seed}, "
         f"work {work}, plan: {'tuitune.core.plan' if plan else 'absent (estimator fallback)'}"
     )
-    problems: list[str] = list(imports["missing"])
-    for m in imports["missing"]:
-        say(f"import missing: {m}")
-    for m in imports["optional_missing"]:
-        say(f"optional import missing: {m}")
+    problems: list[str] = []
+    if imports is not None and imports["missing"]:
+        for m in imports["missing"]:
+            say(f"import missing: {m}")
+        return 2
     report: dict[str, Any] = {
         "schema": 1,
         "mode": "dry run (CPU)" if dry else f"GPU ({gpu.name})",
@@ -1038,7 +1070,6 @@ def main(argv: list[str] | None = None) -> int:
         "env": {
             "device": "CPU (dry run)" if dry else f"{gpu.name}, {gpu.total / GiB:.1f} GiB",
             "plan": "tuitune.core.plan" if plan else "estimator (plan not in this tree)",
-            "imports": imports,
             "python": sys.version.split()[0],
         },
         "problems": problems,
@@ -1064,7 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
                     problems.append(f"{j.row.id}: plan failed: {j.predicted['plan_error']}")
             launch = None
             if dry:
-                launch = set() if args.no_launch else set(DRY_LAUNCH)
+                launch = set() if args.no_launch else {*DRY_LAUNCH, *args.dry_launch}
             run_memory(
                 jobs,
                 models,
@@ -1101,6 +1132,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         models.close()
         nvml.stop()
+    imports = imports or check.result()
+    report["env"]["imports"] = imports
+    problems += imports["missing"]
+    for m in imports["missing"]:
+        say(f"import missing: {m}")
+    for m in imports["optional_missing"]:
+        say(f"optional import missing: {m}")
     report["seconds"] = round(time.monotonic() - t_start, 1)
     name = f"gpu_proof-{args.part}{'-dry' if dry else ''}"
     (out_dir / f"{name}.json").write_text(json.dumps(report, indent=1, default=str))
