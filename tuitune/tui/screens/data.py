@@ -1,7 +1,11 @@
 """Step 5: the data. Files, detected format, curation report, preview, token lengths, flags.
 
 Everything shown comes from ``tuitune.core.data`` (``prepare_data`` into a preview folder,
-``compute_stats``); the run gets its own curated copy when training starts.
+``compute_stats``); the run gets its own curated copy when training starts. A column mapping
+(``prompt=question,completion=answer``, the session's ``data.columns``) reads files whose
+columns are not standard; what the data carries beyond trained text (tools, dropped media,
+unused columns) is listed under the summary, and a curation that leaves nothing shows its
+report.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class DataScreen(StepScreen):
         super().__init__()
         self.page = 0
         self._loaded_for: tuple[Any, ...] | None = None
+        self._error: tuple[str, Any] = ("", None)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="field-row"):
@@ -45,6 +50,13 @@ class DataScreen(StepScreen):
                 ", ".join(self.tapp.session.data.train),
                 placeholder="train.jsonl, more.csv (comma-separated)",
                 id="files",
+            )
+        with Horizontal(classes="field-row"):
+            yield Label("Columns ", classes="field-label")
+            yield Input(
+                format_columns(self.tapp.session.data.columns),
+                placeholder="only for non-standard columns: prompt=question,completion=answer",
+                id="columns",
             )
         yield Static("Reading the data...", id="data-summary")
         with TabbedContent(id="data-tabs"):
@@ -64,12 +76,19 @@ class DataScreen(StepScreen):
 
     def _key(self) -> tuple[Any, ...]:
         s = self.tapp.session
-        return (tuple(s.data.train), tuple(s.data.eval), s.data.format, s.model.ref)
+        return (
+            tuple(s.data.train),
+            tuple(s.data.eval),
+            s.data.format,
+            s.model.ref,
+            tuple(sorted(s.data.columns.items())),
+        )
 
     def load(self, force: bool = False) -> None:
         if self._loaded_for == self._key() and not force:
             return
         self._loaded_for = self._key()
+        self._error = ("", None)
         self.tapp.cache.pop("data", None)
         self.query_one("#data-summary", Static).update("Reading and curating the data...")
         self._prepare()
@@ -107,19 +126,31 @@ class DataScreen(StepScreen):
                 duplicates_removed=dedup,
             )
         except Exception as e:  # noqa: BLE001
+            from tuitune.core.data.curation import CurationEmptyError
+
             app.fail("data", e)
+            report = e.report if isinstance(e, CurationEmptyError) else None
+            app.call_from_thread(self._failed, str(e).splitlines()[0] if str(e) else "", report)
             self.post_message(m.DataPrepared(None, [], None))
             return
         app.cache["tokenizer"] = (model.path, tokenizer)
         self.post_message(m.DataPrepared(prepared, rows, stats))
 
+    def _failed(self, error: str, report: Any) -> None:
+        """Keep the reason (and the curation report, when curation removed everything)."""
+        self._error = (error, report)
+
     @on(m.DataPrepared)
     def _prepared(self, message: m.DataPrepared) -> None:
         summary = self.query_one("#data-summary", Static)
         if message.prepared is None:
-            summary.update(
-                Text("The data could not be read: fix the files and Reload (^r).", style="bold red")
-            )
+            error, report = self._error
+            t = Text("The data could not be read: fix the files and Reload (^r).", style="bold red")
+            if error:
+                t.append(f"\n{error}", style="red")
+            summary.update(t)
+            if report is not None:
+                self.query_one("#curation", Static).update(_curation_text(report))
             return
         self.tapp.cache["data"] = message
         p, stats = message.prepared, message.stats
@@ -133,8 +164,12 @@ class DataScreen(StepScreen):
             t.append("\n")
             t.append(f"[{f.level}] ", style=FLAG_STYLE.get(f.level, "bold"))
             t.append(f.message)
+        for mapping in p.mappings:
+            t.append(f"\n[columns] {mapping}", style="dim")
         for w in p.warnings:
             t.append(f"\n[warning] {w}", style="yellow")
+        for kept in p.kept:
+            t.append(f"\n[kept] {kept}", style="dim")
         summary.update(t)
         self.query_one("#curation", Static).update(_curation_text(p.report))
         self.query_one("#lengths", Static).update(_histogram_text(stats))
@@ -176,9 +211,24 @@ class DataScreen(StepScreen):
     def _files_submitted(self) -> None:
         self.action_reload()
 
+    @on(Input.Submitted, "#columns")
+    def _columns_submitted(self) -> None:
+        self.action_reload()
+
     def _store_files(self) -> None:
         raw = self.query_one("#files", Input).value
         self.tapp.session.data.train = [p.strip() for p in raw.split(",") if p.strip()]
+        from tuitune.core.data.mapping import parse_columns
+        from tuitune.core.errors import TuituneError
+
+        text = self.query_one("#columns", Input).value
+        try:
+            mapping = parse_columns(text)
+        except TuituneError as e:
+            self.notify(e.format(), severity="error")
+            return
+        columns = dict(mapping.columns, **mapping.tags) if mapping else {}
+        self.tapp.session.data.columns = columns
 
     def collect(self) -> bool:
         self._store_files()
@@ -207,6 +257,11 @@ class DataScreen(StepScreen):
         self._store_files()
 
 
+def format_columns(columns: dict[str, str]) -> str:
+    """The session's column mapping as the Columns field shows it."""
+    return ",".join(f"{k}={v}" for k, v in columns.items())
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -220,9 +275,18 @@ def _flatten(row: dict[str, Any]) -> dict[str, str]:
     """A row as columns: chat turns by role (last of each), other fields as text."""
     out: dict[str, str] = {}
     for key, value in row.items():
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) and "role" in v for v in value)
+        ):
             for turn in value:
-                out[str(turn.get("role", key))] = str(turn.get("content", ""))
+                text = str(turn.get("content", ""))
+                calls = turn.get("tool_calls") or []
+                if calls:
+                    names = ", ".join(str(c.get("function", {}).get("name")) for c in calls)
+                    text = (text + " " if text else "") + f"[calls {names}]"
+                out[str(turn.get("role", key))] = text
         else:
             out[key] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return out

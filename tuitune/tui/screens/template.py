@@ -2,7 +2,9 @@
 
 Trained tokens are bold and underlined (green), masked (-100) tokens dim, special tokens
 visible in brackets' colour; the labels come from TRL's own preparation
-(``core.data.training_view.label_preview``), not from a re-implementation.
+(``core.data.training_view.label_preview``), not from a re-implementation. Every assistant
+turn is trained, tool calls included (or as per-turn weights say); the info line counts the
+example's trained and masked turns, and the plan's notes say how the turns were found.
 """
 
 from __future__ import annotations
@@ -80,8 +82,12 @@ class TemplateScreen(StepScreen):
             from tuitune.core.data.training_view import label_preview
 
             had_template = chat_template_of(tokenizer) is not None
+            rows = data.rows
+            if data.prepared.data_format == "unpaired_preference":
+                rows = [r for r in rows if r.get("label") is not False]
+            rows = rows[:EXAMPLES]
             previews, plan = label_preview(
-                data.rows[:EXAMPLES],
+                rows,
                 tokenizer,
                 data_format=data.prepared.data_format,
                 completion_only_loss=bool(spec.get("completion_only_loss", True)),
@@ -101,6 +107,7 @@ class TemplateScreen(StepScreen):
                     "eos": eos,
                     "eos_text": tokenizer.eos_token,
                     "had_template": had_template,
+                    "rows": rows,
                 }
             )
         )
@@ -131,6 +138,9 @@ class TemplateScreen(StepScreen):
         info.append(" ")
         info.append("<special>", style=SPECIAL)
         info.append(f"\nLoss: {p['plan'].mode.replace('_', ' ')}", style="bold")
+        rows = p.get("rows") or []
+        if self.index < len(rows) and p["plan"].per_turn:
+            info.append(f"  ({turn_summary(rows[self.index], p['plan'].mode)})")
         for note in p["plan"].notes:
             info.append(f"\n - {note}")
         for w in warnings:
@@ -148,6 +158,29 @@ class TemplateScreen(StepScreen):
                 }
             )
         return True
+
+
+def turn_summary(row: dict[str, Any], mode: str) -> str:
+    """ "trained: 2 assistant (1 tool call); masked: 1 system, 2 user, 1 tool" for a row."""
+    from collections import Counter
+
+    from tuitune.core.data.training_view import conversation_turns, is_trained_turn
+
+    msgs = conversation_turns(row)
+    if msgs is None:  # plain prompt/completion wrapped as one exchange
+        msgs = [{"role": "user", "weight": 0}, {"role": "assistant"}]
+    everything = mode == "all_tokens"
+    trained = Counter(m["role"] for m in msgs if everything or is_trained_turn(m))
+    masked = Counter(m["role"] for m in msgs if not (everything or is_trained_turn(m)))
+    calls = sum(1 for m in msgs if m.get("tool_calls") and (everything or is_trained_turn(m)))
+
+    def fmt(c: Counter[str]) -> str:
+        return ", ".join(f"{n} {role}" for role, n in c.items()) or "none"
+
+    text = f"trained turns: {fmt(trained)}"
+    if calls:
+        text += f" ({calls} tool call{'s' if calls > 1 else ''})"
+    return text + f"; masked: {fmt(masked)}"
 
 
 def template_warnings(p: dict[str, Any], pv: Any) -> list[str]:
