@@ -556,8 +556,10 @@ def make_plan(
         lengths = list(data_stats) if isinstance(data_stats, (list, tuple)) else None
         if lengths is None:
             hist = getattr(data_stats, "token_histogram", None)
-            if hist:
-                lengths = [int(hi) for lo, hi, c in hist for _ in range(int(c))]
+            if hist:  # bin midpoints, the longest bin capped at the measured longest row
+                top = int(getattr(data_stats, "token_max", 0) or hist[-1][1])
+                lengths = [min(top, (lo + hi) // 2) for lo, hi, c in hist for _ in range(int(c))]
+                lengths.append(top)
         length_note = "token lengths from the caller's data statistics"
     else:
         lengths, length_note = data_token_lengths(session, folder)
