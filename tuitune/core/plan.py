@@ -715,10 +715,12 @@ def make_plan(
         from tuitune.core.estimate import format_bytes
         from tuitune.core.recommend import needed_bytes
 
+        levers_left = any(a[:1].isdigit() for a in advice)
         advice.insert(
             0,
             f"does not fit: needs {format_bytes(needed_bytes(est))} per device, "
-            f"{format_bytes(capacity)} usable; try, in this order:",
+            f"{format_bytes(capacity)} usable; "
+            + ("try, in this order:" if levers_left else "no lever of the checklist is left:"),
         )
     order = [
         "method", "load_in_4bit", "data_format", "max_length", "learning_rate",

@@ -593,7 +593,8 @@ def choose_recipe(
         if fitting:
             chosen = min(fitting, key=lambda c: (c.cost, c.peak))
         else:
-            chosen = min(candidates, key=lambda c: (c.peak, c.cost))
+            # the leanest setup: least memory, then the smallest micro-batch with checkpointing
+            chosen = min(candidates, key=lambda c: (c.peak, c.micro, not c.ckpt, c.cost))
             notes.append(
                 f"the leanest setup (micro-batch {chosen.micro}, checkpointing "
                 f"{'on' if chosen.ckpt else 'off'}) is estimated at {chosen.peak / GiB:.2f} GiB, "
