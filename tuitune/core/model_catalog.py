@@ -236,7 +236,3 @@ def families() -> list[str]:
         if m.family not in seen:
             seen.append(m.family)
     return seen
-
-
-def by_family(family: str) -> list[CatalogModel]:
-    return [m for m in CATALOG if m.family == family]
