@@ -11,7 +11,7 @@ HELP = "print the plan for a session (spec, levers, launch, memory, verdict) wit
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("session", help="session file (e.g. assets/sessions/quickstart.json)")
+    p.add_argument("session", nargs="?", help="session file (e.g. assets/sessions/quickstart.json)")
     p.add_argument(
         "--gpu",
         metavar="NAME[xN]",
@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     from tuitune.core.nodes import parse_nodes
+
+    if not args.session:
+        from tuitune.core.errors import TuituneError
+
+        raise TuituneError("no session given", fix="tuitune plan SESSION (or --list-gpus)")
     from tuitune.core.plan import make_plan
     from tuitune.core.session import load_session
     from tuitune.core.spec import parse_set
