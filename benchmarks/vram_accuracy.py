@@ -66,6 +66,7 @@ def setup_for(method: str, seq: int, bs: int, gc: bool, r: int, targets) -> Trai
         lora_r=r or 16,
         lora_targets=tuple([targets] if isinstance(targets, str) else targets or ["all-linear"]),
         optim="paged_adamw_8bit" if m == "qlora" else "adamw_torch_fused",
+        plain_trl=True,  # the child runs plain TRL on a bf16 model (no fp32 master weights)
     )
 
 
@@ -213,7 +214,7 @@ def cpu() -> int:
         checks.append(
             (
                 "bf16 weight bytes",
-                estimate(shape, TrainSetup(method="full")).components["weights"],
+                estimate(shape, TrainSetup(method="full", plain_trl=True)).components["weights"],
                 sum(p.numel() * p.element_size() for p in model.parameters()),
             )
         )
