@@ -50,7 +50,14 @@ def write_session(
         id=path.stem,
         name=name,
         model=ModelChoice(ref=str(model)),
-        data=DataChoice(train=[str(p) for p in train], val_ratio=0.0),
+        # Synthetic letters: PII patterns could take a long run of letters for a token, and
+        # near-duplicate search (datasketch, which needs scipy: too big to carry to the GPU
+        # machine) has nothing to find in random text. Every other curation step stays on.
+        data=DataChoice(
+            train=[str(p) for p in train],
+            val_ratio=0.0,
+            curation={"pii": "off", "dedup_near": False},
+        ),
         evaluation=EvalChoice(**(evaluation or {})),
         spec=spec,
     )

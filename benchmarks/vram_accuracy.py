@@ -6,9 +6,10 @@ trains a few steps in a fresh process and prints predicted vs measured peak rese
 (``torch.cuda.max_memory_reserved``) and NVML used, the error in percent, then the worst and
 mean absolute error. The peak counters are reset AFTER the model is built/loaded from disk.
 
-TODO(runner): measure through ``python -m tuitune.runner SPEC.json`` (its step events carry
-memory) once the runner's spec can name a random-weight model directory; until then each row
-runs plain TRL in a child process with the same settings tuitune's runner uses.
+This grid runs plain TRL in a child process (the calibration reference, as
+../shared/bench/trl_baseline_grid.py did). The estimator held against tuitune's own runner,
+through ``tuitune replay`` and the plan it launches, is ``benchmarks/gpu_proof.py --part
+memory``.
 
 CPU mode (``--cpu``): on tiny real models, checks exactly what does not depend on CUDA:
 parameter counts, trainable (LoRA) parameters, bytes per state (weights, grads, AdamW states)
