@@ -168,6 +168,7 @@ class Evaluator:
         )
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
+        self.load_s = 0.0  # every model load, the tuned model's included
         self._refs: list[weakref.ref[Any]] = []
         self.loads = 0
         self.peak_live_models = 0
@@ -206,11 +207,13 @@ class Evaluator:
     def _load(self, path: str | Path) -> Any:
         from transformers import AutoModelForCausalLM
 
+        t0 = time.time()
         kw = self.load_kwargs()
         model = AutoModelForCausalLM.from_pretrained(str(path), **kw)
         if "device_map" not in kw and not self.precision.load_in_4bit:
             model = model.to(self.device)
         model.eval()
+        self.load_s += time.time() - t0
         self.loads += 1
         self._refs.append(weakref.ref(model))
         live = sum(1 for r in self._refs if r() is not None)
@@ -447,7 +450,7 @@ def evaluate(spec: EvalSpec) -> dict[str, Any]:
             },
             "warnings": [],
         }
-        t_eval = time.time()
+        t_eval, load_before = time.time(), ev.load_s
         gens: dict[str, list[str]] = {}
         scores: dict[str, dict[str, list[float]]] = {}
         loss: dict[str, Any] = {}
@@ -527,7 +530,7 @@ def evaluate(spec: EvalSpec) -> dict[str, Any]:
             )
         raw["timing"] = {
             "load_s": round(ev.load_s, 2),
-            "eval_s": round(time.time() - t_eval, 2),
+            "eval_s": round(time.time() - t_eval - (ev.load_s - load_before), 2),
             "total_s": round(time.time() - t_start, 2),
         }
         raw["environment"] = _environment(ev)
