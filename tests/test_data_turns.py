@@ -259,3 +259,21 @@ def test_reasoning_and_v1_tool_call_parts(tiny_model_plain: Path) -> None:
     previews, _ = label_preview([row], _tok(tiny_model_plain, TOOLS_CHATML), data_format="messages")
     text = _trained_text(previews[0])
     assert '"get_movie"' in text and "Inception is a 2010 film." in text
+
+
+def test_a_template_that_refuses_a_conversation_is_a_one_line_error(
+    tiny_model_plain: Path,
+) -> None:
+    from tuitune.core.data.stats import token_lengths
+    from tuitune.core.data.training_view import label_preview
+
+    strict = (
+        "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}"
+        "{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}"
+    )
+    tok = _tok(tiny_model_plain, strict)
+    with pytest.raises(TuituneError, match="cannot render a conversation.*must alternate"):
+        label_preview([MULTI], tok, data_format="messages")
+    with pytest.raises(TuituneError, match="cannot render a conversation"):
+        token_lengths([MULTI], tok)

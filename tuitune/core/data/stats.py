@@ -69,7 +69,12 @@ def token_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[int]:
     ensure_chat_template(tokenizer)
     lengths: list[int] = []
     for start in range(0, len(rows), _BATCH):
-        texts = [render(tokenizer, r) for r in rows[start : start + _BATCH]]
+        try:
+            texts = [render(tokenizer, r) for r in rows[start : start + _BATCH]]
+        except Exception as e:  # jinja's TemplateError, raise_exception() in the template
+            from tuitune.core.data.training_view import template_error
+
+            raise template_error(e) from None
         enc = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         lengths.extend(len(ids) for ids in enc)
     return lengths

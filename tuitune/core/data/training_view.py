@@ -197,12 +197,12 @@ def _uses_tools(rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
     defs = turns = 0
     for r in rows:
         defs += bool(r.get("tools"))
-        msgs = _conversation(r) or []
+        msgs = conversation_turns(r) or []
         turns += any(m.get("tool_calls") or m["role"] == "tool" for m in msgs)
     return defs, turns
 
 
-def _conversation(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+def conversation_turns(row: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The row as one conversation with per-turn weights, or None for plain text rows:
     messages as they are; conversational prompt/completion as prompt turns (not trained)
     followed by the completion turns."""
@@ -295,7 +295,7 @@ def plan_loss(
     multi = sum(
         1
         for r in rows
-        if sum(_trained(m) for m in (_conversation(r) or _wrapped(r, plan) or [])) > 1
+        if sum(is_trained_turn(m) for m in (conversation_turns(r) or _wrapped(r, plan) or [])) > 1
     )
     how = {
         "generation markers": "the template's {% generation %} markers",
@@ -310,7 +310,7 @@ def plan_loss(
     return plan
 
 
-def _trained(m: dict[str, Any]) -> bool:
+def is_trained_turn(m: dict[str, Any]) -> bool:
     """A turn carries loss: its weight when given, else assistant turns only."""
     return bool(m.get("weight", 1 if m["role"] == "assistant" else 0))
 
@@ -355,7 +355,7 @@ def tokenize_conversation(
     mask = [0] * len(ids)
     mismatch = 0
     for i, m in enumerate(messages):
-        if not _trained(m):
+        if not is_trained_turn(m):
             continue
         if i:
             before = _tokenize(
@@ -380,17 +380,31 @@ def to_trainer_row(row: dict[str, Any], plan: LossPlan, tokenizer: Any = None) -
     """One curated row in the form the plan feeds to SFTTrainer (tokenized for
     conversations: ``input_ids`` + ``assistant_masks``)."""
     if plan.per_turn:
-        msgs = _conversation(row) or _wrapped(row, plan)
+        msgs = conversation_turns(row) or _wrapped(row, plan)
         if msgs is None:
             raise TuituneError("a row is not a conversation", fix="prepare the data again")
         if tokenizer is None:
             raise TuituneError("tokenizing a conversation needs the tokenizer")
-        out = tokenize_conversation(msgs, tokenizer, plan, row.get("tools"))
+        try:
+            out = tokenize_conversation(msgs, tokenizer, plan, row.get("tools"))
+        except TuituneError:
+            raise
+        except Exception as e:  # jinja's TemplateError, raise_exception() in the template
+            raise template_error(e) from None
         plan.mismatched += out.pop("mismatch")
         return out
     if plan.data_format in ("prompt_completion", "unpaired_preference"):
         return {"prompt": row["prompt"], "completion": row["completion"]}
     return {"text": row["text"]}
+
+
+def template_error(e: Exception) -> TuituneError:
+    """A template that refuses a conversation (roles out of order, a role it does not know)."""
+    return TuituneError(
+        f"the chat template cannot render a conversation: {type(e).__name__}: {e}",
+        fix="check the turn order and roles the model's template accepts (many allow only "
+        "alternating user/assistant turns), or pick another model",
+    )
 
 
 def _trainer_rows(rows: list[dict[str, Any]], plan: LossPlan, tokenizer: Any) -> list[Any]:
