@@ -88,9 +88,15 @@ class RunFollower:
             self.launch_offset = offset
         pid = info.get("pid")
         if not pid:
-            if info.get("launch_error"):
-                self.final = {"type": "error", "message": info["launch_error"]}
-            return []
+            if not info:
+                return []  # no run.json (an in-process run, a copied folder): cannot tell
+            if not info.get("launch_error") and _pid_alive(
+                info.get("preparer_pid"), info.get("preparer_start")
+            ):
+                return []  # still preparing the data: the launch is coming
+            why = info.get("launch_error") or "this run was never launched (no training process)"
+            self.final = {"v": 1, "type": "error", "kind": "not-launched", "message": why}
+            return [self.final]
         if _pid_alive(pid, info.get("pid_start")):
             return []
         late = self._take(self._read())  # the final event is written before the exit
