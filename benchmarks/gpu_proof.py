@@ -181,6 +181,8 @@ class NvmlSampler:
     def __init__(self, gpu: Gpu | None, every: float = 0.02) -> None:
         self.gpu, self.every = gpu, every
         self.per_pid: dict[int, int] = {}
+        self.seen: dict[int, tuple[float, float]] = {}  # pid -> (first, last) seen
+        self.claimed: set[int] = set()
         self.device_peak = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -202,11 +204,14 @@ class NvmlSampler:
             except Exception:  # a transient NVML error: skip this sample
                 time.sleep(self.every)
                 continue
+            now = time.monotonic()
             with self._lock:
                 self.device_peak = max(self.device_peak, used)
                 for p in procs:
                     mem = int(p.usedGpuMemory or 0)
                     self.per_pid[p.pid] = max(self.per_pid.get(p.pid, 0), mem)
+                    first, _last = self.seen.get(p.pid, (now, now))
+                    self.seen[p.pid] = (first, now)
             time.sleep(self.every)
 
     def peak(self, pid: int | None) -> int | None:
@@ -214,6 +219,24 @@ class NvmlSampler:
             return None
         with self._lock:
             return self.per_pid.get(pid)
+
+    def peak_between(self, start: float, end: float) -> tuple[int | None, str]:
+        """Peak of the NVML process that lived inside [start, end] (monotonic seconds) and
+        was not claimed yet: in a container NVML may report host PIDs, which then match no
+        PID of ours; the training process is the one that came and went with the row."""
+        with self._lock:
+            inside = [
+                (last, pid)
+                for pid, (first, last) in self.seen.items()
+                if first >= start - 0.5 and last <= end + 0.5 and pid not in self.claimed
+            ]
+            if not inside:
+                return None, "none"
+            _last, pid = max(inside)
+            self.claimed.add(pid)
+            return self.per_pid.get(pid), "by lifetime" if len(
+                inside
+            ) == 1 else "by lifetime (ambiguous)"
 
     def reset_device_peak(self) -> None:
         with self._lock:
@@ -307,9 +330,14 @@ class Models:
             ready, _, _ = select.select([self._proc.stdout], [], [], 0)
             if not ready:
                 return
-        line = self._proc.stdout.readline().strip()
-        if not line.startswith("BUILT "):
-            raise RuntimeError(f"model builder failed for {self._pending}: {line!r}")
+        line = ""
+        while not line.startswith(("BUILT ", "FAILED ")):  # skip any library chatter
+            raw = self._proc.stdout.readline()
+            if not raw:
+                raise RuntimeError(f"model builder exited while building {self._pending}")
+            line = raw.strip()
+        if line.startswith("FAILED "):
+            raise RuntimeError(f"model builder: {line}")
         self.ready[self._pending] = self.path(self._pending)
         self.seconds[self._pending] = round(time.monotonic() - self._t, 2)
         self._pending = None
@@ -605,6 +633,11 @@ def finish_row(job: RowJob, nvml: NvmlSampler) -> None:
     job.predicted = launched_plan(res, job.predicted)
     pred = job.predicted
     nv = nvml.peak(pid)
+    how = "pid"
+    if nv is None and nvml.gpu is not None:
+        nv, how = nvml.peak_between(job.replay.t0, time.monotonic())
+    elif nv is not None:
+        nvml.claimed.add(pid)
     r: dict[str, Any] = {
         "status": m["final"],
         "message": m["message"],
@@ -612,6 +645,7 @@ def finish_row(job: RowJob, nvml: NvmlSampler) -> None:
         "seconds": res["seconds"],
         "measured_reserved": m["reserved"],
         "measured_nvml": nv,
+        "nvml_match": how,
         "launched": _memory_fields(res["spec"]),
         "run": res["run"],
     }
@@ -851,14 +885,14 @@ def run_qlora_e2e(
 
 
 def run_speed(
-    work: Path, *, gpu: Gpu | None, deadline: float, dry: bool, names: list[str] | None
+    work: Path, *, gpu: Gpu | None, deadline: float, dry: bool, names: list[str]
 ) -> list[dict[str, Any]]:
     """throughput.py's cases through its interleaved arms (tuitune's arm is a replay)."""
     import throughput
 
     out = []
     for case in cfgs.SPEED:
-        if names and case.name not in names:
+        if case.name not in names:
             continue
         if dry:
             out.append(throughput.dry_check(case, work / "speed" / case.name))
@@ -1016,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="where the JSON and Markdown go (default: work)")
     p.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
     p.add_argument("--seed", type=int, help="seed of the random rows (default: the clock)")
-    p.add_argument("--parallel", type=int, default=3, help="memory rows side by side (GPU)")
+    p.add_argument("--parallel", type=int, default=4, help="memory rows side by side (GPU)")
     p.add_argument("--rows", nargs="*", help="only these memory row ids")
     p.add_argument("--case", action="append", help="only these speed cases")
     p.add_argument("--budget", type=float, help="seconds this invocation may take")
@@ -1103,7 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
                 gpu=gpu,
                 parallel=args.parallel if gpu else 1,
                 deadline=deadline - (cfgs.Budget().extras["oom"] if gpu else 0),
-                timeout=budget_default.row_timeout,
+                timeout=budget_default.row_timeout if gpu else 900,
                 launch=launch,
             )
             for j in jobs:
@@ -1124,11 +1158,18 @@ def main(argv: list[str] | None = None) -> int:
                 if dry and not report["oom"].get("placement_ok"):
                     problems.append("oom: the long row did not come at the planned step")
         if args.part in ("speed", "all"):
-            report["speed"] = run_speed(
-                work, gpu=gpu, deadline=deadline - 100, dry=dry, names=args.case
-            )
-            if not (dry and args.no_launch) and (gpu is not None or dry):
-                report["qlora"] = run_qlora_e2e(cfgs.QloraE2E(), work, models, nvml, gpu=gpu)
+            # The small cases, then QLoRA end to end, then the 7B case (the longest): what
+            # would start past the budget is listed as skipped.
+            names = [c.name for c in cfgs.SPEED if not args.case or c.name in args.case]
+            small, large = [n for n in names if "7b" not in n], [n for n in names if "7b" in n]
+            report["speed"] = run_speed(work, gpu=gpu, deadline=deadline, dry=dry, names=small)
+            if not (dry and args.no_launch) and not args.case:
+                if time.monotonic() + 60 > deadline:
+                    report["qlora"] = {"status": "skipped: past the part's time budget"}
+                else:
+                    report["qlora"] = run_qlora_e2e(cfgs.QloraE2E(), work, models, nvml, gpu=gpu)
+            if large:
+                report["speed"] += run_speed(work, gpu=gpu, deadline=deadline, dry=dry, names=large)
     finally:
         models.close()
         nvml.stop()

@@ -11,8 +11,10 @@ rate schedule and seed, and about the same real tokens per optimizer step:
 - tuitune: a session holding the user's settings, its speed levers chosen by tuitune's plan
   (``tuitune.core.plan``; the recipe, ``choose_recipe``, where the plan is not in the tree)
   for this machine and this data, capped on a GPU at the baseline's measured peak memory, and
-  trained by ``python -m tuitune replay SESSION`` (tuitune's own data preparation, launch and
-  runner).
+  launched by ``tuitune.core.plan.launch_plan``, the launch ``tuitune replay`` itself calls
+  (data preparation, fit gate, ``start_run``, the runner). The replay command has no memory cap
+  of its own, so the capped plan is made here (``make_plan`` with the probe's free memory cut
+  to the baseline's peak) and launched through the same function.
 
 Stability: the arms are interleaved and repeated (B T, T B, B T, ...), each arm's rate is taken
 over the steps after warm-up, and the median over repetitions is reported with its min-max.
@@ -58,9 +60,9 @@ sys.path.insert(0, str(HERE))
 import chat_data  # noqa: E402
 import gpu_configs  # noqa: E402
 from gpu_configs import SpeedCase as Case  # noqa: E402
-from replay_run import Replay, plan_module, write_session  # noqa: E402
+from replay_run import read_events, write_session  # noqa: E402
 
-from tuitune.core.recipe import Device, choose_recipe  # noqa: E402
+from tuitune.core.recipe import Device  # noqa: E402
 from tuitune.core.spec import TrainSpec  # noqa: E402
 
 GiB = 2**30
@@ -345,8 +347,7 @@ def run_baseline(case: Case, model_dir: Path, train: Path, work: Path, gpu: bool
 
 
 def user_spec(case: Case, gpu: bool) -> TrainSpec:
-    """What the user sets in the session: the same settings as the baseline script; the
-    speed levers (packing, attention, Liger, checkpointing, micro-batch) are the plan's."""
+    """The baseline script's settings as a TrainSpec (the speed levers at plain TRL's values)."""
     return TrainSpec(
         method=case.method,
         data_format="messages",
@@ -371,20 +372,35 @@ def user_spec(case: Case, gpu: bool) -> TrainSpec:
     )
 
 
-# Spec fields the session does not carry: the launch fills them from the session.
-RUN_FIELDS = ("model", "train_file", "eval_file", "data_format", "output_dir", "trust_remote_code")
+# What the user sets in the session: the baseline's settings, minus the speed levers, which
+# are the plan's (packing, attention, Liger, compile, checkpointing by need; the micro-batch
+# then carries the same examples per step in packed rows).
+SESSION_FIELDS = (
+    "method", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "lr_scheduler_type", "warmup_ratio", "weight_decay", "optim",
+    "max_length", "bf16", "lora_r", "lora_alpha", "lora_dropout", "load_in_4bit",
+    "logging_steps", "save_steps", "use_cpu", "seed",
+)  # fmt: skip
+LEVER_FIELDS = (
+    "packing", "attn_implementation", "use_liger_kernel", "torch_compile",
+    "gradient_checkpointing", "per_device_train_batch_size", "gradient_accumulation_steps",
+)  # fmt: skip
+
+
+def session_spec(case: Case, gpu: bool) -> dict[str, Any]:
+    spec = user_spec(case, gpu).to_dict()
+    return {"schema_version": 1, **{k: spec[k] for k in SESSION_FIELDS}}
 
 
 def capped_hardware(device: Device, budget: int | None) -> Any:
-    """The probe's ``HardwareInfo`` for ``device`` with its free memory cut to ``budget`` (plus
-    the CUDA context the plan subtracts), so the plan sizes the run for the baseline's peak."""
+    """The probe's ``HardwareInfo`` (or the GPU table's, for a planned device) with the GPU's
+    free memory cut to ``budget`` plus the CUDA context the plan subtracts, so the plan sizes
+    the run for the baseline's peak."""
     import dataclasses
 
     from tuitune.core import probe
     from tuitune.core.recommend import CUDA_CONTEXT_BYTES
 
-    if not device.cuda:
-        return probe.probe()
     if device.name.startswith("planned "):
         from tuitune.core.gpu_table import hardware_for
 
@@ -397,50 +413,18 @@ def capped_hardware(device: Device, budget: int | None) -> Any:
     return hw
 
 
-def planned_spec(
-    session_path: Path, spec: TrainSpec, device: Device, lengths: list[int], budget: int | None
-) -> tuple[TrainSpec, list[tuple[str, str, str]], str]:
-    """The spec tuitune launches: the plan's for ``device`` capped at ``budget`` bytes (the
-    recipe's where the plan is not in this tree); its (lever, setting, reason) rows; source."""
-    plan = plan_module()
-    if plan is not None:
-        from tuitune.core.session import load_session
+def make_capped_plan(
+    session_path: Path, device: Device, lengths: list[int], budget: int | None
+) -> Any:
+    from tuitune.core.plan import make_plan
+    from tuitune.core.session import load_session
 
-        try:
-            hw = capped_hardware(device, budget)
-            p = plan.make_plan(load_session(session_path), hardware=hw, data_stats=lengths)
-            rows = [(c.field, str(c.value), f"[{c.source}] {c.reason}") for c in p.choices]
-            return p.spec, rows, f"plan ({p.verdict}, {p.memory_line()})"
-        except Exception as e:  # the plan is new: say so and fall back to its recipe
-            print(f"   plan failed ({type(e).__name__}: {e}); using the recipe", flush=True)
-    capped = Device(
-        device.kind, device.name, device.total_bytes, budget or device.free_bytes,
-        device.compute_capability,
-    )  # fmt: skip
-    recipe = choose_recipe(spec, capped, lengths, memory_budget=budget)
-    return recipe.apply(spec), recipe.rows(), "recipe"
+    hw = capped_hardware(device, budget)
+    return make_plan(load_session(session_path), hardware=hw, data_stats=lengths)
 
 
-class PidRss:
-    """Peak RSS of the runner child of a replay, found through the run's ``run.json``."""
-
-    def __init__(self, replay: Replay) -> None:
-        self.replay, self.peak = replay, 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        pid = None
-        while pid is None and not self.replay.done():
-            pid = self.replay.runner_pid()
-            time.sleep(0.05)
-        if pid is not None:
-            rss = PeakRss(pid)
-            self.peak = rss.join_when_done()
-
-    def join(self) -> int:
-        self._thread.join(timeout=30)
-        return self.peak
+def lever_rows(plan: Any) -> list[tuple[str, str, str]]:
+    return [(c.field, str(c.value), f"[{c.source}] {c.reason}") for c in plan.choices]
 
 
 def run_tuitune(
@@ -452,29 +436,27 @@ def run_tuitune(
     device: Device,
     budget: int | None,
 ) -> tuple[dict, list[tuple[str, str, str]], TrainSpec, str]:
-    """One tuitune arm: the session (user settings + the capped plan's levers), replayed."""
+    """One tuitune arm: the session, its plan capped at ``budget``, launched as replay does."""
+    from tuitune.core.plan import launch_plan
+    from tuitune.core.rundir import new_run_dir
+    from tuitune.core.runs import wait_run
+    from tuitune.core.session import load_session
+
     gpu = device.cuda
     work.mkdir(parents=True, exist_ok=True)
-    spec = user_spec(case, gpu).replace(model=str(model_dir), train_file=str(train))
-    session_spec = {k: v for k, v in spec.to_dict().items() if k not in RUN_FIELDS}
-    session = write_session(
-        work / "session.json", model=model_dir, train=[train], spec=session_spec,
+    path = write_session(
+        work / "session.json", model=model_dir, train=[train], spec=session_spec(case, gpu),
         name=f"throughput {case.name}",
     )  # fmt: skip
-    launched, levers, source = planned_spec(session, spec, device, lengths, budget)
-    session_spec = {k: v for k, v in launched.to_dict().items() if k not in RUN_FIELDS}
-    write_session(
-        work / "session.json", model=model_dir, train=[train], spec=session_spec,
-        name=f"throughput {case.name} ({source} levers)",
-    )  # fmt: skip
-    replay = Replay(work / "session.json", work / "runs")
-    rss = PidRss(replay)
-    res = replay.wait(timeout=3600)
-    peak_rss = rss.join()
-    events = res["events"]
-    final = next((e for e in reversed(events) if e.get("type") in ("finished", "error")), {})
+    plan = make_capped_plan(path, device, lengths, budget)
+    run = new_run_dir(work / "runs")
+    launched = launch_plan(plan, load_session(path), run, force=True)
+    rss = PeakRss(launched.pid)
+    final = wait_run(run, poll=0.2)
+    peak_rss = rss.join_when_done()
     if final.get("type") != "finished":
-        raise RuntimeError(f"tuitune replay failed: {final}\n{res['log_tail']}")
+        raise RuntimeError(f"tuitune run failed: {final}\n{run.log.read_text()[-3000:]}")
+    events = read_events(run.events)
     steps = [e for e in events if e["type"] == "step"]
     points = [(e["time"], int(e["tokens_seen"])) for e in steps]
     mem = [e.get("memory_gib") or 0 for e in steps]
@@ -484,9 +466,9 @@ def run_tuitune(
         "tokens": int(final.get("tokens_seen") or points[-1][1]),
         "peak_bytes": int(max(mem) * GiB) if gpu else peak_rss,
         "final": final.get("adapter_dir") or final.get("model_dir"),
-        "spec": res["spec"],
     }
-    return result, levers, launched, source
+    source = f"plan ({plan.verdict}: {plan.memory_line()})"
+    return result, lever_rows(plan), launched.spec, source
 
 
 # --------------------------------------------------------------------------------------
@@ -601,7 +583,9 @@ def run_case(
     for arm, results in runs.items():
         med, lo, hi = _spread([r["rate"] for r in results])
         first = results[0]
-        loss = eval_loss(model_dir, first["final"], case.method, eval_rows, gpu)
+        loss = (
+            eval_loss(model_dir, first["final"], case.method, eval_rows, gpu) if case.eval else None
+        )
         mfu = 6 * n_matmul * med / peak_flops if peak_flops else None
         out["arms"][arm] = dict(
             tokens_per_s=med,
@@ -624,26 +608,22 @@ def run_case(
         max(t["rates"]) / min(b["rates"]),
     ]
     out["memory_ratio"] = t["peak_bytes"] / b["peak_bytes"]
-    out["eval_loss_rel"] = (t["eval_loss"] - b["eval_loss"]) / b["eval_loss"]
-    out["quality_ok"] = out["eval_loss_rel"] <= QUALITY_BOUND
+    if case.eval:
+        out["eval_loss_rel"] = (t["eval_loss"] - b["eval_loss"]) / b["eval_loss"]
+        out["quality_ok"] = out["eval_loss_rel"] <= QUALITY_BOUND
+    else:  # not measured: neither a pass nor a failure
+        out["eval_loss_rel"], out["quality_ok"] = None, True
     out["same_real_tokens"] = b["real_tokens"] == t["real_tokens"]
     out["levers"] = [list(r) for r in levers]
     out["lever_source"] = source
-    out["spec"] = {k: getattr(spec, k) for k in gpu_configs_memory_fields()} if spec else {}
+    out["spec"] = {k: getattr(spec, k) for k in LEVER_FIELDS} if spec else {}
     print_case(out, gpu)
     return out
 
 
-def gpu_configs_memory_fields() -> tuple[str, ...]:
-    return (
-        "packing", "attn_implementation", "use_liger_kernel", "torch_compile",
-        "gradient_checkpointing", "per_device_train_batch_size", "gradient_accumulation_steps",
-    )  # fmt: skip
-
-
 def dry_check(case: Case, work: Path) -> dict[str, Any]:
     """Everything a GPU case builds, without a GPU: the data, the session and the plan capped
-    at GPU.md's plain-TRL peak, for the real architecture (a config-only model folder)."""
+    at GPU.md's plain-TRL peak on an H100, for the real architecture (a config-only folder)."""
     work.mkdir(parents=True, exist_ok=True)
     model_dir = chat_data.config_only(arch_config(case.arch), work / "real-config")
     rows, lengths = make_rows(case, case.examples, seed=1)
@@ -651,17 +631,16 @@ def dry_check(case: Case, work: Path) -> dict[str, Any]:
     write_jsonl(train, rows)
     device = Device("cuda", "planned H100-80GB", 80 * GiB, 79 * GiB, (9, 0))
     budget = {"lora": int(2.54 * GiB), "qlora": int(9.69 * GiB)}.get(case.method, 20 * GiB)
-    spec = user_spec(case, True).replace(model=str(model_dir), train_file=str(train))
-    session_spec = {k: v for k, v in spec.to_dict().items() if k not in RUN_FIELDS}
-    session = write_session(
-        work / "session.json", model=model_dir, train=[train], spec=session_spec,
+    path = write_session(
+        work / "session.json", model=model_dir, train=[train], spec=session_spec(case, True),
         name=f"throughput {case.name} (dry)",
     )  # fmt: skip
-    launched, levers, source = planned_spec(session, spec, device, lengths, budget)
-    picked = {k: getattr(launched, k) for k in gpu_configs_memory_fields()}
-    print(f"speed {case.name} (dry, H100 capped at {budget / GiB:.2f} GiB): {source} -> "
-          f"{json.dumps(picked)}", flush=True)  # fmt: skip
-    return {"case": case.name, "status": f"built only (dry run, {source})", "spec": picked}
+    plan = make_capped_plan(path, device, lengths, budget)
+    picked = {k: getattr(plan.spec, k) for k in LEVER_FIELDS}
+    print(f"speed {case.name} (dry, H100 capped at {budget / GiB:.2f} GiB): plan "
+          f"{plan.verdict} -> {json.dumps(picked)}", flush=True)  # fmt: skip
+    return {"case": case.name, "status": f"built only (dry run, plan {plan.verdict})",
+            "spec": picked, "memory": plan.memory_line()}  # fmt: skip
 
 
 def print_case(out: dict, gpu: bool) -> None:
@@ -677,14 +656,19 @@ def print_case(out: dict, gpu: bool) -> None:
             f"{a['tokens_per_s'] / base['tokens_per_s']:6.2f} "
             f"{a['peak_bytes'] / GiB:10.2f} GiB {a['peak_bytes'] / base['peak_bytes']:6.2f} "
             f"{mfu:>7} {a['steps']:6d} {a['tokens_per_step']:9,.0f} {a['real_tokens']:9,d} "
-            f"{a['eval_loss']:10.4f}"
+            + (f"{a['eval_loss']:10.4f}" if a["eval_loss"] is not None else f"{'n/a':>10}")
         )
     verdict = "within" if out["quality_ok"] else "OUTSIDE"
+    rel = out["eval_loss_rel"]
+    quality = (
+        f"eval loss {rel:+.2%} vs baseline ({verdict} the +{QUALITY_BOUND:.0%} bound)"
+        if rel is not None
+        else "eval loss not measured"
+    )
     lo, hi = out["speedup_range"]
     print(
         f"   speed-up {out['speedup']:.2f}x (ratio of medians; {lo:.2f}-{hi:.2f}x worst to best "
-        f"pair) at {out['memory_ratio']:.2f}x memory; eval loss {out['eval_loss_rel']:+.2%} vs "
-        f"baseline ({verdict} the +{QUALITY_BOUND:.0%} bound); same real tokens: "
+        f"pair) at {out['memory_ratio']:.2f}x memory; {quality}; same real tokens: "
         f"{out['same_real_tokens']}",
         flush=True,
     )
@@ -695,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu", action="store_true", help="CPU mode: the tiny model cases")
     p.add_argument("--case", action="append", help="run only these cases (repeatable)")
     p.add_argument("--repeats", type=int, help="interleaved repetitions per case")
+    p.add_argument("--examples", type=int, help="training examples per case (default: its own)")
     p.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--baseline-child", help=argparse.SUPPRESS)
@@ -704,6 +689,10 @@ def main(argv: list[str] | None = None) -> int:
 
     names = args.case or [n for n, c in CASES.items() if c.cpu == args.cpu]
     cases = [CASES[n] for n in names]
+    if args.examples:
+        import dataclasses
+
+        cases = [dataclasses.replace(c, examples=args.examples) for c in cases]
     if args.cpu or all(c.cpu for c in cases):
         device = cpu_device()
         cpu_peak = matmul_peak_cpu()
@@ -722,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         lo, hi = r["speedup_range"]
         print(f"  {r['case']['name']:14} {r['speedup']:8.2f}x {lo:5.2f}-{hi:5.2f}x "
-              f"{r['memory_ratio']:6.2f}x {r['eval_loss_rel']:+9.2%}")  # fmt: skip
+              f"{r['memory_ratio']:6.2f}x "
+              + (f"{r['eval_loss_rel']:+9.2%}" if r["eval_loss_rel"] is not None else "      n/a"))  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0 if all(r["quality_ok"] for r in results) else 1
