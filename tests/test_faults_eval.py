@@ -116,3 +116,101 @@ def test_a_significant_drop_in_general_answers_breaks_the_bound() -> None:
     assert res.forgetting["perplexity_within_bound"] is True
     assert res.forgetting["answers_within_bound"] is False
     assert res.forgetting["within_bound"] is False
+
+
+def test_weighted_figures_and_their_interval() -> None:
+    before, after = [1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 0.0, 1.0]
+    c = compare("score", before, after, seed=0, weights=[1.0, 3.0, 1.0, 5.0])
+    assert c.before == pytest.approx(0.6) and c.after == pytest.approx(0.9)
+    assert c.delta == pytest.approx(0.3) and c.n == 4
+    assert c.ci_low <= c.delta <= c.ci_high
+
+
+def test_a_perplexity_interval_is_transformed_onto_the_reported_scale() -> None:
+    # every example's NLL rises by exactly 0.1: the NLL interval has no width, so the
+    # perplexity interval is the perplexity change itself
+    nll_b = [2.0, 2.5, 3.0, 1.5]
+    nll_a = [x + 0.1 for x in nll_b]
+    tokens = [10, 20, 30, 40]
+    c = compare(
+        "perplexity", nll_b, nll_a, seed=1, weights=tokens, higher_is_better=False,
+        transform=math.exp,
+    )  # fmt: skip
+    mean_b = sum(x * t for x, t in zip(nll_b, tokens)) / 100
+    assert c.before == pytest.approx(math.exp(mean_b))
+    assert c.after == pytest.approx(math.exp(mean_b + 0.1))
+    assert c.delta == pytest.approx(c.after - c.before)
+    assert c.ci_low == pytest.approx(c.delta) and c.ci_high == pytest.approx(c.delta)
+    assert c.significant and c.verdict == "worse"
+
+
+def test_one_side_missing_keeps_the_count_and_has_no_interval() -> None:
+    c = compare("exact_match", None, [1.0, 0.0, 1.0], seed=0)
+    assert c.n == 3 and c.before is None and c.after == pytest.approx(2 / 3)
+    assert c.delta is None and c.ci_low is None and c.ci_high is None and not c.significant
+    assert compare("m", [], [], seed=0).n == 0
+
+
+def test_paired_bootstrap_needs_two_equal_non_empty_lists() -> None:
+    with pytest.raises(ValueError):
+        paired_bootstrap([], [], seed=0)
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0], [1.0, 0.0], seed=0)
+
+
+def test_paired_bootstrap_percentiles_bracket_the_delta() -> None:
+    before = [0.0] * 10 + [1.0] * 10
+    after = [1.0] * 14 + [0.0] * 6
+    d, lo, hi = paired_bootstrap(before, after, seed=4, samples=500)
+    assert d == pytest.approx(0.2) and lo < d < hi
+    d2, lo2, hi2 = paired_bootstrap(before, after, seed=4, samples=500, confidence=0.5)
+    assert d2 == d and lo < lo2 < hi2 < hi
+
+
+def test_a_worse_lower_is_better_metric_is_worse() -> None:
+    c = compare("eval_loss", [1.0] * 30, [2.0] * 30, seed=0, higher_is_better=False)
+    assert c.significant and c.verdict == "worse"
+    c = compare("eval_loss", [1.0] * 30, [1.0] * 30, seed=0, higher_is_better=False)
+    assert c.verdict == "no change"
+
+
+def test_finalize_preference_and_loss_figures() -> None:
+    raw = {
+        "task": "",
+        "headline": "eval_loss",
+        "loss": {
+            "before": {"nll_sum": [20.0, 60.0], "tokens": [10, 30]},
+            "after": {"nll_sum": [10.0, 30.0], "tokens": [10, 30]},
+        },
+        "preference": {"margins": [0.5, -0.25, 1.0, 0.75]},
+        "warnings": ["from the child"],
+    }
+    out = finalize(raw, seed=0)
+    assert out["schema_version"] == 1 and out["bootstrap_samples"] == 2000
+    assert "task_scores" not in out and out["per_example"] == {"task": {}}
+    res = EvalResults.from_dict(out)
+    by = {c.metric: c for c in res.comparisons}
+    assert by["eval_loss"].before == pytest.approx(2.0) and by["eval_loss"].after == 1.0
+    assert by["eval_loss"].group == "loss" and not by["eval_loss"].higher_is_better
+    assert by["perplexity"].before == pytest.approx(math.exp(2.0))
+    assert by["perplexity"].after == pytest.approx(math.exp(1.0))
+    acc, margin = by["reward_accuracy"], by["reward_margin"]
+    assert acc.before == 0.5 and acc.after == 0.75 and acc.group == "preference"
+    assert margin.before == 0.0 and margin.after == pytest.approx(0.5)
+    assert res.headline is by["eval_loss"]
+    assert res.warnings == ["from the child"] and res.forgetting == {}
+
+
+def test_finalize_warnings_come_in_order() -> None:
+    raw = {
+        "general": _general(0.30),
+        "warnings": ["child warning"],
+        "adapter_check": {"applied": False, "message": "identical to the base"},
+    }
+    res = EvalResults.from_dict(finalize(raw, seed=0))
+    assert res.warnings[0] == "identical to the base"
+    assert res.warnings[1] == "child warning"
+    assert res.warnings[2].startswith("forgetting check outside its bound: general-text")
+    assert len(res.warnings) == 3
+    ok = EvalResults.from_dict(finalize({"adapter_check": {"applied": True}}, seed=0))
+    assert ok.warnings == []
