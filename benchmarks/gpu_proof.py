@@ -729,7 +729,9 @@ def run_oom(
         f"({case.long_len} tokens) at data index {index} for step {case.oom_step}; "
         f"predicted {gib(pred['reserved'])}"
     )
-    res = Replay(session, d / "runs", overrides=overrides, force=force).wait(timeout=600)
+    res = Replay(session, d / "runs", overrides=overrides, force=force).wait(
+        timeout=180 if gpu else 900
+    )
     pred = launched_plan(res, pred)
     events = res["events"]
     steps = [e for e in events if e.get("type") == "step"]
