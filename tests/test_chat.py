@@ -170,3 +170,22 @@ def test_lora_chat_loads_the_training_dtype(lora_run):
     assert chat.precision.inference == "fp32"  # CPU: the policy is fp32
     assert "quantization_config" not in chat.load_kwargs()
     assert all(p.dtype == torch.float32 for p in chat.model.parameters())
+
+
+def test_full_sft_chat_answers_from_two_models_also_when_swapped(tiny_model, data, tmp_path):  # noqa: F811
+    """A full fine-tune chats with its base and its tuned model; where both do not fit on a
+    GPU the idle one waits in RAM (``swap``): the answers stay the same."""
+    rc, run = train(make_spec(tiny_model, data, tmp_path / "full", method="full", max_steps=2))
+    assert rc == 0
+    chat = open_chat(run, Decoding(max_new_tokens=6))
+    chat.load()
+    assert chat.target.method == "full" and chat.target.adapter is None
+    assert chat.base_model is not None and chat.model is not chat.base_model
+    assert chat.swap is False  # the CPU holds both
+    chat.send("Ada is 36, lives in Rome.")
+    together = {side: chat.answer(side).text for side in ("base", "tuned")}
+    chat.swap = True  # what a GPU too small for both gets
+    chat.reset()
+    chat.send("Ada is 36, lives in Rome.")
+    assert {side: chat.answer(side).text for side in ("base", "tuned")} == together
+    assert "base and tuned" in chat.describe_load()
