@@ -26,10 +26,14 @@ SIZES = [(80, 24), (120, 40)]
 async def _settle(pilot) -> None:
     """Workers post their results as messages, and tables size their columns on the next
     layout: wait for both, with room for a slow shared CPU."""
-    for _ in range(5):
-        await pilot.app.workers.wait_for_complete()
+    import contextlib
+
+    from textual.worker import WorkerCancelled
+
+    for _ in range(6):
+        with contextlib.suppress(WorkerCancelled):  # an exclusive worker replaced by a newer one
+            await pilot.app.workers.wait_for_complete()
         await pilot.pause(0.3)
-    await pilot.app.workers.wait_for_complete()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause(0.3)
 

@@ -200,8 +200,8 @@ def check_model(
         )
     path = Path(ref).expanduser()
     if path.exists() or ref.startswith((".", "/", "~")):
-        resolved = resolve_model(ref)  # the folder checks, with their fixes
-        return ModelCheck(ref, "local", f"local folder {resolved.path}")
+        resolve_model(ref)  # the folder checks, with their fixes
+        return ModelCheck(ref, "local", f"a model folder ({ref})")
     if not _HF_ID.match(ref):
         raise TuituneError(
             f"model {ref!r} is neither a directory nor a Hugging Face id",
@@ -267,10 +267,3 @@ def _on_hub(repo_id: str, timeout: float) -> tuple[bool, str]:
     except Exception as e:  # noqa: BLE001 - network errors come in many types
         return False, f"the hub is unreachable ({type(e).__name__})"
     return True, ""
-
-
-def installed_version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None

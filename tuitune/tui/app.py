@@ -155,6 +155,23 @@ class TuituneApp(App[int]):
             seen.setdefault(what, []).append(self.get_key_display(b) or key)
         return [(", ".join(dict.fromkeys(keys)), what) for what, keys in seen.items()]
 
+    def action_name_session(self) -> None:
+        """The user's own name for the session, kept from then on (core.session_names)."""
+        from tuitune.core.session_names import is_user_named, set_user_name
+        from tuitune.tui.widgets.name_prompt import NamePrompt
+
+        def done(name: str | None) -> None:
+            if name is None:
+                return
+            set_user_name(self.session, name)
+            self.save_session()
+            self.notify(f"session name: {self.session.name}")
+
+        current = self.session.name if is_user_named(self.session) else ""
+        self.push_screen(
+            NamePrompt("Name this session (Enter keeps it, Esc cancels):", current), done
+        )
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette: this screen's actions (with their keys), the steps, then Textual's."""
         seen: set[str] = set()
@@ -169,6 +186,11 @@ class TuituneApp(App[int]):
                 self.call_later(node.run_action, action)
 
             yield SystemCommand(b.description, f"{self.get_key_display(b) or key}", run)
+        yield SystemCommand(
+            "Name this session",
+            f"now {self.session.name or 'unnamed'}; empty = named after its content again",
+            self.action_name_session,
+        )
         for step in STEPS:
             yield SystemCommand(
                 f"Go to {TITLES[step]}",

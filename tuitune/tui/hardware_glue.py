@@ -1,8 +1,9 @@
-"""Presentation of the hardware helper's core results (probe, estimate, recommend, catalog).
+"""What the Hardware, Model and Configure screens show of the core's results.
 
-Only formatting lives here: every number comes from ``tuitune.core.probe``, ``estimate``,
-``recommend`` and ``model_catalog``. Until those modules exist the functions raise, and the
-screens say the figures are unavailable.
+Only formatting and caching live here: every number comes from ``tuitune.core`` (the probe,
+the plan, ``spec_memory``, ``cpu_time``, the catalogue). The plan's memory figure is the one
+figure every screen prints, with its assumptions beside it; the what-fits grid and the
+catalogue are sized with the plan's own spec, so the plan's model shows the same bytes.
 """
 
 from __future__ import annotations
@@ -107,23 +108,6 @@ def _reasons(rec: Any) -> list[tuple[str, str]]:
     return list(last.items())
 
 
-def recommendation_text(rec: Any) -> Text:
-    from tuitune.core.estimate import format_bytes
-    from tuitune.core.recommend import needed_bytes
-
-    t = Text()
-    t.append("Recommendation: ", style="bold")
-    t.append(f"{rec.setup.label} on {rec.model}, {rec.device} ({rec.strategy})")
-    need = needed_bytes(rec.estimate)
-    t.append(f", about {format_bytes(need)} of {format_bytes(rec.capacity_bytes)} usable ")
-    t.append("fits" if rec.fits else "does not fit", style="green" if rec.fits else "bold red")
-    for _field, reason in _reasons(rec):
-        t.append(f"\n - {reason}")
-    for note in rec.notes:
-        t.append(f"\n ! {note}", style="yellow")
-    return t
-
-
 def recommendation_answers(rec: Any) -> dict[str, Any]:
     if rec is None:
         return {}
@@ -144,101 +128,6 @@ def recommended_spec(rec: Any) -> dict[str, Any]:
 
     known = set(TrainSpec.__dataclass_fields__)
     return {k: v for k, v in rec.overrides.items() if k in known}
-
-
-def capacity_bytes(app: Any) -> int | None:
-    """Usable memory of the training device from the probe, when it ran."""
-    probe = app.cache.get("probe")
-    if probe is None or probe.hardware is None:
-        return None
-    from tuitune.core.recommend import device_capacity
-
-    return device_capacity(probe.hardware)
-
-
-def fit_word(est: Any, capacity: int | None) -> str:
-    if not capacity:
-        return ""
-    from tuitune.core.recommend import verdict
-
-    return verdict(est, capacity)
-
-
-def setup_for_spec(spec: dict[str, Any]) -> Any:
-    """The estimator's TrainSetup for the fields of a TrainSpec dict."""
-    from tuitune.core import estimate as est
-
-    method = str(spec.get("method", "lora"))
-    if method == "dpo":
-        m, objective = "lora", "dpo"
-    elif method in est.METHODS:
-        m, objective = method, "sft"
-    else:  # reward / grpo train a LoRA adapter too
-        m, objective = "lora", "sft"
-    dtype = "bf16" if spec.get("bf16") else ("fp16" if spec.get("fp16") else "fp32")
-    optim = spec.get("optim") if spec.get("optim") in est.OPTIMIZERS else "adamw_torch"
-    attn = spec.get("attn_implementation") or "sdpa"
-    return est.TrainSetup(
-        method=m,
-        objective=objective,
-        seq_len=int(spec.get("max_length", 1024)),
-        micro_batch=int(spec.get("per_device_train_batch_size", 2)),
-        grad_ckpt=bool(spec.get("gradient_checkpointing", True)),
-        lora_r=int(spec.get("lora_r", 16)),
-        lora_targets=tuple(spec.get("lora_target_modules") or ("all-linear",)),
-        lora_dropout=float(spec.get("lora_dropout", 0.0)),
-        use_dora=bool(spec.get("use_dora", False)),
-        optim=optim,
-        attn_impl=attn if attn in est.ATTN_IMPLEMENTATIONS else "sdpa",
-        dtype=dtype,
-    )
-
-
-def catalog_rows(app: Any, method: str) -> list[tuple[str, str, str, str]]:
-    """Every catalog model with its estimated peak memory for ``method`` on this machine."""
-    from tuitune.core import estimate as est
-    from tuitune.core.model_catalog import CATALOG
-
-    spec = {**app.spec_dict(), "method": method}
-    setup = setup_for_spec(spec)
-    cap = capacity_bytes(app)
-    rows = []
-    for model in CATALOG:
-        try:
-            e = est.estimate(est.ModelShape.from_config(model.config, name=model.name), setup)
-            mem, verdict = est.format_bytes(e.peak_reserved), fit_word(e, cap)
-        except Exception as exc:  # noqa: BLE001 - one odd config must not hide the rest
-            mem, verdict = f"? ({type(exc).__name__})", ""
-        rows.append((f"{model.family} {model.size}", model.hf_id, mem, verdict))
-    return rows
-
-
-def estimate_for_spec(app: Any, spec: dict[str, Any]) -> Text:
-    """One or two lines: the estimated peak for the model being configured, and its parts."""
-    from tuitune.core import estimate as est
-    from tuitune.core.models import resolve_model
-
-    ref = app.session.model.ref or "default"
-    model = str(resolve_model(ref).path) if ref == "default" else ref
-    e = est.estimate_model(model, setup_for_spec(spec))
-    cap = capacity_bytes(app)
-    verdict = fit_word(e, cap)
-    t = Text()
-    t.append("Estimated peak memory: ", style="bold")
-    t.append(est.format_bytes(e.peak_reserved), style="bold")
-    if verdict:
-        t.append(f" {verdict}", style={"fits": "green", "tight": "yellow", "no": "red"}[verdict])
-    if cap:
-        t.append(f" of {est.format_bytes(cap)}")
-    t.append(
-        f"   {e.trainable_params / 1e6:.1f}M of {e.total_params / 1e6:.0f}M parameters trained\n"
-    )
-    parts = sorted(e.components.items(), key=lambda kv: -kv[1])[:4]
-    t.append(", ".join(f"{k} {est.format_bytes(v)}" for k, v in parts), style="dim")
-    return t
-
-
-# -- the plan: one memory figure (and on a CPU one time figure) for every screen ------------
 
 
 def hardware_of(app: Any) -> Any:
@@ -342,13 +231,6 @@ def plan_memory_text(plan: Any, timing: Any = None, *, prefix: str = "Plan: ") -
         t.append("\ntime   ", style="bold")
         t.append(timing.line())
     return t
-
-
-def plan_reasons(
-    plan: Any, *, sources: tuple[str, ...] | None = None
-) -> list[tuple[str, str, str, str]]:
-    """(field, value, source, reason) of the plan's choices, optionally only some sources."""
-    return [r for r in plan.rows() if sources is None or r[2] in sources]
 
 
 def what_fits_for_plan(hw: Any, plan: Any, session: Any = None) -> tuple[list[Any], str]:

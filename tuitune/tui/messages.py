@@ -56,14 +56,6 @@ class ModelChecked(Message):
 
 
 @dataclass
-class CatalogReady(Message):
-    """Model catalog rows with their estimated memory for the chosen method."""
-
-    method: str
-    rows: list[Any]
-
-
-@dataclass
 class DataPrepared(Message):
     """Curation, detection and statistics of the user's files (a preview, not the run's copy)."""
 

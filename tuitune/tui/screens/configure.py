@@ -67,6 +67,7 @@ SOURCE_TAG = {
     "method default": "method",
     "data": "data",
     "configure": "run",
+    "": "spec",  # TrainSpec's own default: nothing decided it
 }
 
 
@@ -478,7 +479,9 @@ class ConfigureScreen(StepScreen):
         for w in self.warnings():
             t.append(f"! {w}\n", style="bold yellow")
         t.rstrip()
-        self.query_one("#config-errors", Static).update(t)
+        box = self.query_one("#config-errors", Static)
+        box.update(t)
+        box.display = bool(t.plain)
         n = len(self.invalid) + bool(self.plan_error)
         self.set_status(Text(f"{n} problem(s): see above", style="bold red") if n else "")
 

@@ -30,7 +30,7 @@ class ModelScreen(StepScreen):
     STEP = "model"
     BINDINGS: ClassVar[list[Binding]] = [
         *StepScreen.BINDINGS,
-        Binding("ctrl+u", "use_row", "Use row", id="use-row", priority=True),
+        Binding("ctrl+u", "use_row", "Use row", id="use-row"),
     ]
 
     def __init__(self) -> None:
