@@ -41,10 +41,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from tuitune.core.nodes import finish_worker, nodes_of
 
-    if nodes_of(read_run_json(r)).is_worker:  # a worker node: the events are on node 0
+    layout = nodes_of(read_run_json(r))
+    if layout.is_worker:  # a worker node: the events are on node 0
         finish_worker(r)
         print(f"{r.id}: this node's part is done; the run is on the --node-rank 0 machine")
         return 0
+    if layout.multi:
+        print(
+            f"{r.id}: waiting at {layout.rdzv} for the other {layout.count - 1} machine(s): "
+            "run tuitune resume WORKER_FOLDER on each (the folder their replay printed)"
+        )
     final = wait_run(r, on_event=Printer(sys.stdout).event)
     if final.get("type") == "finished":
         print(f"{r.id}: finished, saved to {final.get('adapter_dir') or final.get('model_dir')}")

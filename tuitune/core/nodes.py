@@ -113,10 +113,6 @@ def new_worker_dir(out: str | Path | None, nodes: Nodes) -> RunDir:
     return RunDir(root)
 
 
-def is_worker_dir(run: RunDir) -> bool:
-    return run.root.parent.name == WORKERS_DIR
-
-
 def multi_node_env() -> bool:
     """In the training child: are ranks on more than one machine? (torchrun's variables)."""
     try:

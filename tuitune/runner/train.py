@@ -73,6 +73,32 @@ def lost_peer(e: BaseException) -> bool:
     return isinstance(e, getattr(dist, "DistError", ())) or any(s in text for s in _PEER_LOST)
 
 
+def check_same_data(spec: TrainSpec) -> None:
+    """Across machines each node curates its own copy of the data: refuse to train when
+    the copies differ (other files, another tuitune), which would silently train on both."""
+    import hashlib
+
+    import torch.distributed as dist
+
+    if not (multi_node_env() and dist.is_available() and dist.is_initialized()):
+        return
+    digest = hashlib.sha256()
+    if spec.train_file:
+        with open(spec.train_file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, digest.hexdigest())
+    if len(set(everyone)) > 1:
+        ranks = [r for r, d in enumerate(everyone) if d != everyone[0]]
+        raise TuituneError(
+            f"the curated training data differs between machines (ranks {ranks} differ from "
+            "rank 0)",
+            path=spec.train_file,
+            fix="give every machine the same data files and the same tuitune version",
+        )
+
+
 def common_checkpoint(run: RunDir, ckpt: Path | None) -> Path | None:
     """Across machines every node resumes from its own copy of a checkpoint: the newest
     step all of them hold complete (a node killed mid-save may lack the last one)."""
@@ -461,6 +487,7 @@ class Child:
             )
         if self._built is None:
             self._built = self._build(spec)
+            check_same_data(spec)
         trainer, tokenizer = self._built
         if resume and multi_node_env():
             agreed = common_checkpoint(self.run, ckpt)
