@@ -8,6 +8,7 @@ trainable parameters wherever the policy says so.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +226,15 @@ def build_trainer(spec: TrainSpec, run: RunDir, callbacks: list[Any]) -> tuple[A
         "grpo": _build_grpo,
     }[spec.method]
     trainer = builder(spec, run, tokenizer, callbacks)
-    apply_trainable_dtype(trainer.model, model_precision(spec))
+    prec = model_precision(spec)
+    cast = apply_trainable_dtype(trainer.model, prec)
+    # train.log says which dtypes this run really used (the estimate counted the same)
+    print(
+        f"tuitune precision: {prec.describe()} ({prec.reason})"
+        + (f"; {cast} trainable tensors cast to fp32" if cast else ""),
+        file=sys.stderr,
+        flush=True,
+    )
     return trainer, tokenizer
 
 
