@@ -244,6 +244,11 @@ def test_kto_rows_train_desirable_answers_only(tiny_model_plain: Path, tmp_path:
     assert all("giggle" not in _trained_text(p) for p in previews)
     inputs = sft_trainer_inputs(_spec(tmp_path, rows, "unpaired_preference"), tok)
     assert len(inputs.train) == 5
+    from tuitune.core.data.check import check_data
+
+    check = check_data([FIXTURES / "llamafactory" / "kto_demo.json"], model_dir=tiny_model_plain)
+    assert check.usable and len(check.masking.previews) == len(check.masking.rows) <= 5
+    assert any("5 undesirable answers" in w for w in check.prepared.warnings)
 
 
 def test_reasoning_and_v1_tool_call_parts(tiny_model_plain: Path) -> None:

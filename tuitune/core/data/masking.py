@@ -108,8 +108,6 @@ def check_masking(
 ) -> MaskingReport:
     """Preview the labels of the first ``sample`` rows and list what is wrong with them."""
     had_template = chat_template_of(tokenizer) is not None
-    if data_format == "unpaired_preference":  # only the desirable answers train (SFT)
-        rows = [r for r in rows if r.get("label") is not False]
     rows = list(rows[:sample])
     previews, plan = label_preview(
         rows,
@@ -118,6 +116,8 @@ def check_masking(
         completion_only_loss=completion_only_loss,
         max_length=max_length,
     )
+    if plan.drop_undesirable:  # label_preview left the undesirable answers out
+        rows = [r for r in rows if r.get("label") is not False]
     template = (
         "model" if had_template else ("chatml-fallback" if plan.fallback_template else "none")
     )

@@ -238,10 +238,9 @@ def plan_loss(
         return plan
     if data_format == "unpaired_preference":
         plan.drop_undesirable = True
-        bad = sum(1 for r in rows if r.get("label") is False)
         plan.notes.append(
             "unpaired preference (KTO) rows: the desirable answers are trained as "
-            f"prompt/completion; {bad} undesirable answers are left out (no KTO trainer)"
+            "prompt/completion; the undesirable ones (label false) are left out (no KTO trainer)"
         )
     conversational = data_format == "messages" or any(
         isinstance(r.get("prompt"), list) for r in rows[:1]
@@ -298,11 +297,11 @@ def plan_loss(
         if sum(is_trained_turn(m) for m in (conversation_turns(r) or _wrapped(r, plan) or [])) > 1
     )
     how = {
-        "generation markers": "the template's {% generation %} markers",
-        "TRL training template": "TRL's training template for this model (with markers)",
-        "per turn": "each turn's span in the rendered template (it has no generation markers)",
+        "generation markers": "by the template's {% generation %} markers",
+        "TRL training template": "by TRL's training template for this model",
+        "per turn": "per turn in the rendered template, which has no generation markers",
     }[plan.mask_source]
-    note = f"every assistant turn is trained (found by {how}); system, user and tool turns are "
+    note = f"every assistant turn is trained (found {how}); system, user and tool turns are "
     note += "masked, or as per-turn weights say"
     if multi:
         note += f"; {multi} rows train more than one turn"
