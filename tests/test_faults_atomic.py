@@ -182,7 +182,8 @@ def test_refuse_existing_unless_forced(tmp_path: Path) -> None:
     out.mkdir()
     with pytest.raises(TuituneError, match="already exists") as e:
         refuse_existing(out, force=False)
-    assert str(out) in str(e.value) and "--force" in str(e.value)
+    assert str(out) in str(e.value) and "already exists: not replacing it" in str(e.value)
+    assert "pass --force to replace it, or choose another --out" in str(e.value)
     refuse_existing(out, force=True)
     link = tmp_path / "dangling"
     link.symlink_to(tmp_path / "nowhere")  # a dangling link is something there too
