@@ -577,8 +577,10 @@ def run_memory(
     deadline: float,
     timeout: float,
     launch: set[str] | None,
+    keep: frozenset[str] = frozenset(),
 ) -> None:
-    """Replay the rows, up to ``parallel`` at once within the predicted-memory share."""
+    """Replay the rows, up to ``parallel`` at once within the predicted-memory share; a
+    model is deleted after its last row unless ``keep`` names it (a later part needs it)."""
     queue = [j for j in jobs if launch is None or j.row.id in launch]
     for j in jobs:
         if j not in queue:
@@ -592,7 +594,9 @@ def run_memory(
             if j.replay is not None and j.replay.done():
                 finish_row(j, nvml)
                 running.remove(j)
-                if not any(q.row.arch == j.row.arch for q in queue + running):
+                if j.row.arch not in keep and not any(
+                    q.row.arch == j.row.arch for q in queue + running
+                ):
                     models.drop(j.row.arch)
         while queue and len(running) < max(1, parallel):
             j = queue[0]
@@ -1141,6 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
                 deadline=deadline - (cfgs.Budget().extras["oom"] if gpu else 0),
                 timeout=budget_default.row_timeout if gpu else 900,
                 launch=launch,
+                keep=frozenset({cfgs.OomCase().arch, cfgs.QloraE2E().arch}),
             )
             for j in jobs:
                 status = str(j.result.get("status", ""))

@@ -75,10 +75,10 @@ TINY = dict(
 )  # fmt: skip
 
 CPU_CASES = (
-    Case("tiny-lora", "tiny-llama", "lora", 8, 16, 128, 960, 32, 2e-3, "adamw_torch", 1.0,
-         repeats=3, cpu=True),
-    Case("tiny-full", "tiny-llama", "full", 8, 16, 128, 960, 32, 1e-3, "adamw_torch", 1.0,
-         repeats=3, cpu=True),
+    Case("tiny-lora", "tiny-llama", "lora", 8, 16, 128, 480, 32, 2e-3, "adamw_torch", 1.0,
+         repeats=2, cpu=True),
+    Case("tiny-full", "tiny-llama", "full", 8, 16, 128, 480, 32, 1e-3, "adamw_torch", 1.0,
+         repeats=2, cpu=True),
 )  # fmt: skip
 CASES = {c.name: c for c in (*gpu_configs.SPEED, *CPU_CASES)}
 
