@@ -282,3 +282,20 @@ def test_a_template_that_refuses_a_conversation_is_a_one_line_error(
         label_preview([MULTI], tok, data_format="messages")
     with pytest.raises(TuituneError, match="cannot render a conversation"):
         token_lengths([MULTI], tok)
+
+
+def test_base_model_fallback_renders_tools(tiny_model_plain: Path) -> None:
+    """A base model gets tuitune's ChatML fallback, which renders tools Hermes-style."""
+    from tuitune.core.data.training_view import label_preview, tool_support
+
+    tok = _tok(tiny_model_plain)
+    tok.chat_template = None
+    rows = _rows(FIXTURES / "llamafactory" / "glaive_toolcall_demo.json")
+    previews, plan = label_preview(rows, tok, data_format="messages", max_length=512)
+    assert plan.fallback_template == "chatml" and plan.tools and tool_support(tok) == []
+    assert plan.mask_source == "generation markers"
+    trained = _trained_text(previews[0])
+    assert (
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Lyon"}}</tool_call>' in trained
+    )
+    assert "temp_c" not in trained and '"get_weather"' in "".join(previews[0].tokens)

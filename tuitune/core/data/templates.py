@@ -4,7 +4,9 @@ A base model has no chat template; training conversations on it needs one, and t
 must be used at generation time. tuitune offers ChatML (the format SmolLM2 and Qwen use),
 written with ``{% generation %}`` markers so TRL can mask every assistant turn, and ending
 each assistant turn with the tokenizer's own EOS when that differs from ``<|im_end|>`` so
-the model learns to stop.
+the model learns to stop. With ``tools`` it renders them Hermes/Qwen style (a ``<tools>``
+block in the system turn, ``<tool_call>{...}</tool_call>`` in assistant turns, results as
+``tool`` turns); without tools its output is the plain ChatML it always was.
 """
 
 from __future__ import annotations
@@ -12,9 +14,23 @@ from __future__ import annotations
 from typing import Any
 
 CHATML_FALLBACK = (
+    "{% if tools %}"
+    "{{ '<|im_start|>system\n' }}"
+    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\n\n' }}{% endif %}"
+    '{{ \'You may call these tools. Reply with <tool_call>{"name": ..., "arguments": ...}\''
+    " + '</tool_call> to call one.\n<tools>' }}"
+    "{% for tool in tools %}{{ '\n' + (tool | tojson) }}{% endfor %}"
+    "{{ '\n</tools><|im_end|>\n' }}"
+    "{% endif %}"
     "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}"
+    "{% if tools and loop.first and message['role'] == 'system' %}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] }}"
+    "{% for call in message.get('tool_calls') or [] %}"
+    "{{ '<tool_call>' + ({'name': call['function']['name'], "
+    "'arguments': call['function']['arguments']} | tojson) + '</tool_call>' }}"
+    "{% endfor %}"
+    "{{ '<|im_end|>' }}"
     "{% if eos_token and eos_token != '<|im_end|>' %}{{ eos_token }}{% endif %}"
     "{% endgeneration %}{{ '\n' }}"
     "{% else %}"
