@@ -642,6 +642,7 @@ def finish_row(job: RowJob, nvml: NvmlSampler) -> None:
         nv, how = nvml.peak_between(job.replay.t0, time.monotonic())
     elif nv is not None:
         nvml.claimed.add(pid)
+    nv = nv or None  # some drivers report 0 per process inside a container: unknown
     r: dict[str, Any] = {
         "status": m["final"],
         "message": m["message"],
