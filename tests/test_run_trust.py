@@ -56,3 +56,26 @@ def test_the_wizards_copy_of_a_session_from_elsewhere_clears_it(tmp_path):
     copy = copy_session(load_session(_colleague(tmp_path)))
     assert copy.model.trust_remote_code is False
     assert copy.answers["trust_remote_code_cleared"]["from"].endswith("colleague.json")
+
+
+async def test_model_screen_shows_it_and_ticking_it_confirms(tmp_path):
+    from textual.widgets import Checkbox, Static
+
+    from tuitune.tui.app import TuituneApp
+    from tuitune.tui.defaults import copy_session
+
+    session = copy_session(load_session(_colleague(tmp_path)))
+    session.model.ref = "default"
+    session.path = str(tmp_path / "mine.json")
+    app = TuituneApp(session, start_step="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        note = str(app.screen.query_one("#model-trust-note", Static).render())
+        assert "Turned off" in note and "colleague.json" in note
+        box = app.screen.query_one("#model-trust", Checkbox)
+        assert box.value is False
+        box.value = True
+        await pilot.pause()
+        assert app.session.model.trust_remote_code is True
+        assert "ON" in str(app.screen.query_one("#model-trust-note", Static).render())
+    assert load_session(tmp_path / "mine.json").model.trust_remote_code is True

@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Input, Label, Select, Static
+from textual.widgets import Checkbox, DataTable, Input, Label, Select, Static
 
 from tuitune.core.spec import METHODS
 from tuitune.tui import messages as m
@@ -59,10 +59,35 @@ class ModelScreen(StepScreen):
                 id="model-method",
                 compact=True,
             )
+        with Horizontal(classes="field-row"):
+            yield Label("Code ", classes="field-label")
+            yield Checkbox(
+                "trust_remote_code (run Python code shipped with the model)",
+                value=s.model.trust_remote_code,
+                id="model-trust",
+                compact=True,
+            )
+        yield Static(trust_note(s), id="model-trust-note")
         yield Static(id="model-status")
         yield Static("Planning...", id="model-plan")
         yield Static(id="model-check")
         yield DataTable(id="catalog", cursor_type="row", zebra_stripes=True)
+
+    @on(Checkbox.Changed, "#model-trust")
+    def _trust_changed(self, event: Checkbox.Changed) -> None:
+        """Ticking it is the user's confirmation (also for a session from elsewhere)."""
+        session = self.tapp.session
+        if session.model.trust_remote_code == bool(event.value):
+            return
+        session.model.trust_remote_code = bool(event.value)
+        if event.value:
+            session.answers.pop("trust_remote_code_cleared", None)
+            self.notify(
+                "trust_remote_code on: the model's own Python code will run when it loads",
+                severity="warning",
+            )
+        self.query_one("#model-trust-note", Static).update(trust_note(session))
+        self.tapp.save_session()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -274,3 +299,20 @@ def _params(name: str) -> float:
         return float(size[:-1]) * scale
     except ValueError:
         return float("inf")
+
+
+def trust_note(session: Any) -> Text:
+    """What trust_remote_code means for this session, said before anything loads."""
+    cleared = session.answers.get("trust_remote_code_cleared") or {}
+    if session.model.trust_remote_code:
+        return Text(
+            "ON: Python code shipped with the model will run on this machine when it loads.",
+            style="bold yellow",
+        )
+    if cleared:
+        return Text(
+            f"Turned off: it was on in {cleared.get('from', 'the session this came from')}, "
+            "a session from elsewhere. Tick it only if you trust that model's code.",
+            style="yellow",
+        )
+    return Text("Off: only model code that ships with transformers runs.", style="dim")
