@@ -402,3 +402,18 @@ def test_foreach_adamw_temporary_at_the_step() -> None:
     assert foreach.components["optimizer_states"] == 12 * n  # exp_avg, exp_avg_sq, sqrt temp
     assert fused.components["optimizer_states"] == 8 * n
     assert foreach.peak_reserved > fused.peak_reserved
+
+
+def test_fp32_without_autocast_has_no_per_linear_input_copies() -> None:
+    """Only autocast over fp32 weights casts the input once per linear; a pure fp32 run
+    (CPU) keeps one shared input per group, like pure bf16."""
+    shape = load_shape("SmolLM2-135M-Instruct")
+    fp32 = TrainSetup(method="full", dtype="fp32", seq_len=256)
+    per_tok, _ = layer_activation_bytes(shape, fp32, 256)
+    plain, _ = layer_activation_bytes(shape, fp32.with_(dtype="bf16", plain_trl=True), 256)
+    master, _ = layer_activation_bytes(shape, fp32.with_(dtype="bf16"), 256)
+    h = shape.hidden_size
+    # fp32 doubles every 2-byte tensor of the bf16 run except the norms' fp32 upcast
+    assert per_tok < 2 * plain
+    # q, k, v and gate, up each cast the fp32 normalised input; the norms keep it in fp32
+    assert master - plain == 2 * h * (3 - 1 + 2 - 1) + (4 - 2) * h * shape.norms_per_layer

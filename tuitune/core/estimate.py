@@ -517,7 +517,8 @@ def layer_activation_bytes(shape: ModelShape, setup: TrainSetup, seq_len: int) -
     SDPA/flash/flex keep q, k, v, the output and a log-sum-exp, eager also the S x S scores.
     """
     a = _compute_bytes(setup)
-    resid = 4 if _autocast_over_fp32(setup) else a  # dtype of the residual stream
+    over_fp32 = _autocast_over_fp32(setup)
+    resid = 4 if over_fp32 else a  # dtype of the residual stream
     h, i = shape.hidden_size, shape.intermediate_size
     full = setup.method == "full"
     targets = [] if full else shape.lora_targets(setup.lora_targets)
@@ -544,7 +545,7 @@ def layer_activation_bytes(shape: ModelShape, setup: TrainSetup, seq_len: int) -
             if setup.lora_dropout > 0:
                 per_tok += (a + 1) * lin.in_features
     per_tok += sum(group_in[g] for g in kept)
-    if full and resid == 4:
+    if over_fp32:
         # autocast casts the fp32 normalised input once per linear (it caches only weights):
         # q, k and v (gate and up) each keep their own half-precision copy
         for g in ("attn_in", "mlp_in"):
