@@ -126,3 +126,26 @@ def test_two_runs_without_a_mixture_have_no_effect(tmp_path: Path) -> None:
     other = _run(tmp_path, "other", mix=False, qa=[1.0], nll=[3.0])
     assert mixture_of(plain) is None
     assert mixture_effect(plain, other) is None
+
+
+def test_the_report_section_is_a_markdown_table_with_its_explanation(tmp_path: Path) -> None:
+    # the counterpart lives where no search would look: passed explicitly
+    plain = _run(tmp_path / "elsewhere", "plain", mix=False, qa=[0.0, 1.0], nll=[3.0, 3.0])
+    mixed = _run(tmp_path / "here", "mixed", mix=True, qa=[1.0, 1.0], nll=[2.0, 2.0])
+    assert find_counterpart(mixed) is None and mixture_section(mixed) == []
+    lines = mixture_section(mixed, plain)
+    assert lines[:2] == ["### Effect of the general-data mixture", ""]
+    assert lines[2] == (
+        f"Tuned models compared item by item: without the mixture (run `{plain.id}`) and with "
+        f"108 general rows (20% of training, run `{mixed.id}`). 'without' and 'with' columns "
+        "are the tuned models' figures; the change is with minus without, with a paired "
+        "bootstrap 95% interval."
+    )
+    assert lines[3:6] == [
+        "",
+        "| metric | n | without mixture | with mixture | change [95% CI], verdict |",
+        "|---|---|---|---|---|",
+    ]
+    effect = mixture_effect(mixed, plain)
+    assert lines[6:-1] == ["| " + " | ".join(r) + " |" for r in effect.rows()]
+    assert len(lines[6:-1]) == len(effect.comparisons) == 3 and lines[-1] == ""
