@@ -1,4 +1,6 @@
-"""``tuitune stop RUN``: ask a training run to checkpoint and stop (resumable)."""
+"""``tuitune stop RUN``: ask a training run to checkpoint and stop (resumable). The run's
+``stopped`` event says the stop came from ``tuitune stop``; a replay following the run
+prints "stopped at step N, resume with tuitune resume RUN" and exits 0."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force", action="store_true", help="kill it if it has not stopped after the wait"
     )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,5 +26,10 @@ def run(args: argparse.Namespace) -> int:
     r = find_run(args.run)
     state = stop_run(r, timeout=args.timeout, force=args.force)
     ckpt = last_checkpoint(r)
-    print(f"{r.id}: {state}" + (f", last checkpoint {ckpt.name}" if ckpt else ""))
+    if args.json:
+        import json
+
+        print(json.dumps({"run": str(r.root), "state": state, "checkpoint": str(ckpt or "")}))
+    else:
+        print(f"{r.id}: {state}" + (f", last checkpoint {ckpt.name}" if ckpt else ""))
     return 0 if state != "running" else 1
