@@ -603,6 +603,7 @@ def run_child(spec_path: str | Path, *, resume: bool = False, signals: bool = Tr
     try:
         return child.main(signals=signals)
     finally:
+        child._give_up_ballast()  # whatever the end, the reserve is not left behind
         if child.writer is not None:
             child.writer.close()
 
