@@ -634,7 +634,9 @@ def finish_row(job: RowJob, nvml: NvmlSampler) -> None:
     pid = job.replay.runner_pid()
     res = job.replay.wait(timeout=5)
     m = measured(res)
-    job.predicted = launched_plan(res, job.predicted)
+    launched = launched_plan(res, job.predicted)
+    if nvml.gpu is not None:  # on the CPU the real architecture's prediction stays
+        job.predicted = launched
     pred = job.predicted
     nv = nvml.peak(pid)
     how = "pid"
@@ -654,8 +656,10 @@ def finish_row(job: RowJob, nvml: NvmlSampler) -> None:
         "launched": _memory_fields(res["spec"]),
         "run": res["run"],
     }
-    if res["spec"] and pred.get("spec"):
-        r["plan_matches_launch"] = pred["spec"] == r["launched"]
+    if res["spec"] and launched.get("spec"):
+        r["plan_matches_launch"] = launched["spec"] == r["launched"]
+    if launched is not job.predicted:
+        r["launched_plan_reserved"] = launched["reserved"]
     if nvml.gpu is not None and m["reserved"]:
         r["error_pct"] = round(100 * (pred["reserved"] - m["reserved"]) / m["reserved"], 1)
         if nv:
