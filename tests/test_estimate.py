@@ -402,6 +402,9 @@ def test_foreach_adamw_temporary_at_the_step() -> None:
     assert foreach.components["optimizer_states"] == 12 * n  # exp_avg, exp_avg_sq, sqrt temp
     assert fused.components["optimizer_states"] == 8 * n
     assert foreach.peak_reserved > fused.peak_reserved
+    # on the CPU (fp32) torch's AdamW loops per tensor: no parameter-sized temporary
+    cpu = estimate(shape, setup.with_(optim="adamw_torch", dtype="fp32"))
+    assert cpu.components["optimizer_states"] == 8 * n
 
 
 def test_fp32_without_autocast_has_no_per_linear_input_copies() -> None:

@@ -596,8 +596,10 @@ def estimate(shape: ModelShape, setup: TrainSetup) -> MemoryEstimate:
     opt_in //= shard
     opt_paged //= shard
     # torch's foreach AdamW (adamw_torch on CUDA) builds sqrt(exp_avg_sq) for every parameter
-    # at once: one parameter-sized temporary at the step (the fused kernel makes none)
-    step_temp = n_train * tb // shard if setup.optim == "adamw_torch" else 0
+    # at once: one parameter-sized temporary at the step (the fused kernel makes none). fp32
+    # setups are the CPU/MPS ones, where torch has no foreach kernels and loops per tensor.
+    foreach = setup.optim == "adamw_torch" and setup.dtype != "fp32"
+    step_temp = n_train * tb // shard if foreach else 0
     # Autocast's half-precision copies of the linear weights (fp32 master weights only): all
     # of them at the end of the forward (cached until autocast exits, or saved for backward),
     # one block's during a checkpointed backward
