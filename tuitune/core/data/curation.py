@@ -80,7 +80,10 @@ class StepReport:
             parts.append(f"{self.changed} changed")
         if self.dropped:
             parts.append(f"{self.dropped} dropped")
-        return f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
+        text = f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
+        if self.details.get("kept_as_code"):
+            text += f" ({self.details['kept_as_code']} rows have markup in code: left alone)"
+        return text
 
 
 class CurationEmptyError(TuituneError):
@@ -206,6 +209,12 @@ def looks_like_code(text: str) -> bool:
     if _CODE_LIKE.search(text) or _COMPONENT.search(text):
         return True
     return len(_STATEMENT.findall(text)) >= 2
+
+
+def _markup_in_code(row: dict[str, Any]) -> bool:
+    """True when a row has tags that stripping left alone because they are code."""
+    text = row_text(row)
+    return bool(_TAG.search(text)) and (looks_like_code(text) or "`" in text)
 
 
 def strip_html(text: str) -> str:
@@ -396,6 +405,7 @@ def curate(
     step = begin("strip_html", "Strip HTML and markup", config["strip_html"])
     if step.enabled:
         items = _text_step(items, step, strip_html)
+        step.details["kept_as_code"] = sum(1 for it in items if _markup_in_code(it.row))
     step = begin("normalize_whitespace", "Normalise whitespace", config["normalize_whitespace"])
     if step.enabled:
         items = _text_step(items, step, normalize_whitespace)
