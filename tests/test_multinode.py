@@ -24,7 +24,6 @@ from tuitune.core.nodes import Nodes, new_worker_dir, parse_nodes
 from tuitune.core.rundir import RunDir
 from tuitune.core.runs import (
     child_command,
-    last_checkpoint,
     list_runs,
     read_run_json,
     run_state,
@@ -137,6 +136,17 @@ def _losses(run: RunDir) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in read_events(run.events) if e["type"] == "step"}
 
 
+def _complete(run: RunDir) -> list[int]:
+    """Steps of this node's complete checkpoints (trainer_state.json is written last)."""
+    if not run.checkpoints.is_dir():
+        return []
+    return sorted(
+        int(p.name.split("-")[1])
+        for p in run.checkpoints.glob("checkpoint-*")
+        if (p / "trainer_state.json").is_file()
+    )
+
+
 def _rank1_pid(worker: RunDir) -> int | None:
     """The training process under the worker node's torchrun (rank 1 of 2)."""
     import psutil
@@ -173,8 +183,8 @@ def test_two_nodes_match_one_and_resume_after_losing_rank_1(
     _wait_for(lambda: (out / ".workers").is_dir() and any((out / ".workers").iterdir()), 120, "w")
     (worker_root,) = (out / ".workers").iterdir()
     worker = RunDir(worker_root)
-    # Both nodes hold a complete checkpoint: lose rank 1 (kill -9) while training goes on.
-    _wait_for(lambda: last_checkpoint(worker) and last_checkpoint(run), 240, "a checkpoint")
+    # Both nodes hold two complete checkpoints: lose rank 1 (kill -9) while training goes on.
+    _wait_for(lambda: len(_complete(worker)) >= 2 and len(_complete(run)) >= 2, 240, "ckpts")
     pid = _rank1_pid(worker)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -200,7 +210,12 @@ def test_two_nodes_match_one_and_resume_after_losing_rank_1(
     baseline = _losses(one_run.run)
     assert sorted(baseline) == list(range(1, 21))
 
-    # Resume on both machines: each continues from its own checkpoint-2 (or later).
+    # Node 1's newest checkpoint torn (as if killed while saving it): both nodes must resume
+    # from the newest step they both hold, each from its own copy.
+    newest = _complete(worker)[-1]
+    (worker.checkpoints / f"checkpoint-{newest}" / "trainer_state.json").unlink()
+    agreed = max(set(_complete(worker)) & set(_complete(run)))
+    assert agreed < newest
     r0 = _tuitune("resume", str(run.root))
     r1 = _tuitune("resume", str(worker.root))
     text0, _ = r0.communicate(timeout=300)
@@ -208,7 +223,9 @@ def test_two_nodes_match_one_and_resume_after_losing_rank_1(
     assert r0.returncode == 0 and r1.returncode == 0, text0 + text1
     events = read_events(run.events)
     starts = [e for e in events if e["type"] == "start"]
-    assert [s["num_processes"] for s in starts] == [2, 2] and starts[1]["start_step"] >= 2
+    assert [s["num_processes"] for s in starts] == [2, 2] and starts[1]["start_step"] == agreed
+    logs = [e["message"] for e in events if e["type"] == "log"]
+    assert any(f"resuming from checkpoint-{agreed}" in m and "not on every node" in m for m in logs)
     assert events[-1]["type"] == "finished" and events[-1]["step"] == 20
     assert sum(e["type"] == "finished" for e in events) == 1  # only global rank 0 writes
     resumed = _losses(run)
