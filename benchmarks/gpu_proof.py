@@ -940,7 +940,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append(
         f"Device: {env['device']}; plan: {env['plan']}; seed {report['seed']}; "
         f"wall {report['seconds']:.0f} s. "
-        + ("CPU dry run: no figure here is a GPU figure." if report["dry_run"] else "")
+        + (
+            "CPU dry run: no figure here is a GPU figure (a replayed row's measured memory is "
+            "the runner's CPU RSS; predictions are for the real architecture on an H100)."
+            if report["dry_run"]
+            else ""
+        )
     )
     if report.get("memory"):
         lines += [
