@@ -62,6 +62,12 @@ def build(step: str, tmp_path: Path, model: Path):
         app._attach_on_mount = run
 
         async def before(pilot) -> None:
+            # the App tails the recorded run in a worker: wait until all of it is in
+            for _ in range(100):
+                view = pilot.app.run_view
+                if view is not None and view.finished:
+                    break
+                await pilot.pause(0.1)
             await pilot.pause(0.6)
             if step == "evaluate":
                 pilot.app.eval_status = "x"  # no real evaluation in a snapshot
