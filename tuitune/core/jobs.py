@@ -304,20 +304,13 @@ def _absolute(local: Path, folder: bool = False) -> str:
 
 
 def load_job_session(target: str | Path) -> Session:
-    """The session a job is made from: a session file, or a run's copy (RUN/session.json)."""
+    """The session a job is made from: a session file, or a run's own session."""
     from tuitune.core.session import load_session
 
     p = Path(target).expanduser()
     if p.is_file():
         return load_session(p)
+    from tuitune.core.run_session import run_session
     from tuitune.core.rundir import find_run
 
-    run = find_run(target)
-    copy = run.root / "session.json"
-    if not copy.is_file():
-        raise TuituneError(
-            "this run has no session.json to make a job from",
-            path=run.root,
-            fix="pass the session file instead",
-        )
-    return load_session(copy)
+    return run_session(find_run(target))
