@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 f"bf16 {'yes' if g.bf16 else 'no ':<3}  {g.tflops_16bit:6.0f} TFLOP/s  {g.name}"
             )
         return 0
-    from tuitune.core.nodes import parse_nodes
+    from tuitune.core.nodes import DEFAULT_PORT, parse_nodes
 
     if not args.session:
         from tuitune.core.errors import TuituneError
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = parse_set(args.overrides)
     session = load_session(args.session)
-    nodes = parse_nodes(args.nodes, args.node_rank, args.rdzv)
+    # A plan needs no rendezvous yet: its launch line shows where node 0's address goes.
+    nodes = parse_nodes(args.nodes, args.node_rank, args.rdzv or f"NODE0:{DEFAULT_PORT}")
     plan = make_plan(session, gpu=args.gpu, overrides=overrides, replan=args.replan, nodes=nodes)
     if args.json:
         print(json.dumps(plan.to_dict(), default=str))
