@@ -22,7 +22,11 @@ def test_lora_adamw_states_are_two_fp32_copies_of_the_adapter(optim, r, targets)
         n = shape.lora_params(r, targets)
         assert est.trainable_params == n
         # PEFT keeps adapters in fp32 on a bf16 base; AdamW keeps exp_avg and exp_avg_sq alike
-        assert est.components["optimizer_states"] == 2 * 4 * n
+        # (foreach adamw_torch may add a step temporary when the step is the peak)
+        if optim == "adamw_torch_fused":
+            assert est.components["optimizer_states"] == 2 * 4 * n
+        else:
+            assert est.components["optimizer_states"] >= 2 * 4 * n
         assert est.components["trainable_params"] == 4 * n
         assert est.outside_allocator == 0
 
@@ -67,7 +71,83 @@ def test_runner_lora_adamw_holds_the_states_the_estimator_counts(
         method="lora",
         lora_r=spec.lora_r,
         lora_targets=tuple(spec.lora_target_modules),
-        optim="adamw_torch",
+        optim="adamw_torch_fused",  # the same two states; no step temporary in the count
     )
     est = estimate(load_shape(tiny_model), setup)
     assert nbytes == est.components["optimizer_states"]
+
+
+SETUPS = [
+    TrainSetup(method="lora"),
+    TrainSetup(method="lora", dtype="fp32", grad_ckpt=False, micro_batch=4),
+    TrainSetup(method="qlora", optim="paged_adamw_8bit"),
+    TrainSetup(method="full", optim="adamw_torch"),
+    TrainSetup(method="full", objective="dpo", num_gpus=4, fsdp=True),
+    TrainSetup(method="lora", objective="dpo", num_gpus=2),
+]
+
+
+@pytest.mark.parametrize("setup", SETUPS, ids=lambda s: f"{s.label}-{s.dtype}-{s.num_gpus}")
+def test_totals_add_up(setup: TrainSetup) -> None:
+    from tuitune.core.estimate import ALLOCATOR_CONSTANT, CUDA_CONTEXT_BYTES
+
+    est = estimate(load_shape("Qwen2.5-7B"), setup)
+    assert sum(est.components.values()) == est.peak_reserved
+    assert est.peak_allocated == est.peak_reserved - est.components["allocator_overhead"]
+    assert est.components["allocator_overhead"] >= ALLOCATOR_CONSTANT
+    assert est.cuda_context == CUDA_CONTEXT_BYTES
+    assert est.nvidia_smi_used == est.peak_reserved + est.cuda_context + est.outside_allocator
+    assert est.peak_phase in ("backward start", "backward", "optimizer step", "loading")
+    assert est.fits(int(est.peak_reserved * 1.1) + 1) and not est.fits(est.peak_reserved)
+    assert est.fits(est.peak_reserved, margin=0.0)
+
+
+def test_sharding_and_replicas_per_gpu() -> None:
+    shape = load_shape("Llama-3.1-8B")
+    one = estimate(shape, TrainSetup(method="full"))
+    fsdp = estimate(shape, TrainSetup(method="full", num_gpus=4, fsdp=True))
+    ddp = estimate(shape, TrainSetup(method="full", num_gpus=4))
+    assert fsdp.components["weights"] == one.components["weights"] // 4
+    assert ddp.components["weights"] == one.components["weights"]
+    assert any("4 GPUs, FSDP shards" in n for n in fsdp.notes)
+    assert any("4 GPUs, data parallel" in n for n in ddp.notes)
+    assert not any("GPUs" in n for n in one.notes)
+
+
+def test_full_dpo_keeps_a_reference_copy_and_lora_dpo_none() -> None:
+    shape = load_shape("Qwen2.5-7B")
+    full = estimate(shape, TrainSetup(method="full", objective="dpo"))
+    assert full.components["reference_model"] == full.components["weights"] > 0
+    assert any("frozen copy" in n for n in full.notes)
+    lora = estimate(shape, TrainSetup(method="lora", objective="dpo"))
+    assert lora.components["reference_model"] == 0
+    assert any("adapter disabled" in n for n in lora.notes)
+    sft = estimate(shape, TrainSetup(method="lora"))
+    assert lora.peak_reserved > sft.peak_reserved  # chosen and rejected: twice the tokens
+
+
+def test_parameter_counts_and_notes_by_method() -> None:
+    shape = load_shape("Qwen2.5-7B")
+    n = shape.param_count()
+    lora = estimate(shape, TrainSetup(method="lora"))
+    assert lora.total_params == n + lora.trainable_params and lora.trainable_params < n / 50
+    assert any("PEFT upcasts" in x for x in lora.notes)
+    assert not any("PEFT upcasts" in x for x in estimate(shape, TrainSetup(dtype="fp32")).notes)
+    full = estimate(shape, TrainSetup(method="full"))
+    assert full.total_params == full.trainable_params == n
+    assert full.components["trainable_params"] == 0  # the weights themselves train
+    q = estimate(shape, TrainSetup(method="qlora", optim="paged_adamw_8bit"))
+    assert any("QLoRA keeps embeddings" in x for x in q.notes)
+    assert any("paged optimizer states" in x for x in q.notes) and q.outside_allocator > 0
+    # nf4 weights: about half a byte per quantized parameter plus bf16 embeddings
+    assert n * 0.5 < q.components["weights"] < lora.components["weights"] / 2
+
+
+def test_estimate_model_and_format_bytes(tiny_model: Path) -> None:
+    from tuitune.core.estimate import GiB, MiB, estimate_model, format_bytes
+
+    setup = TrainSetup(method="lora", lora_r=8)
+    assert estimate_model(tiny_model, setup) == estimate(load_shape(tiny_model), setup)
+    assert format_bytes(3 * GiB) == "3.00 GiB" and format_bytes(1.5 * GiB) == "1.50 GiB"
+    assert format_bytes(GiB) == "1.00 GiB" and format_bytes(512 * MiB) == "512 MiB"
+    assert format_bytes(-2 * GiB) == "-2.00 GiB"
