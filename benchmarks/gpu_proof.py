@@ -918,6 +918,10 @@ def run_speed(
         result["goal"] = case.goal
         result["peak_flops"] = peak_tflops(gpu)
         out.append(result)
+        if gpu is not None:  # weights and checkpoints of this case: the disk is 64 GiB
+            for sub in (work / "speed" / case.name).glob("*"):
+                if sub.is_dir():
+                    shutil.rmtree(sub, ignore_errors=True)
     return out
 
 
