@@ -588,6 +588,7 @@ def run_memory(
     running: list[RowJob] = []
     capacity = gpu.total * PARALLEL_SHARE if gpu else float("inf")
     overrides = {} if gpu else dry_overrides()
+    force = gpu is not None and replay_supports("--force")
     while queue or running:
         models.poll()
         for j in list(running):
@@ -616,7 +617,11 @@ def run_memory(
                 models.request(queue[1].row.arch)
             queue.pop(0)
             say(f"memory {j.row.id}: {j.row.label} (predicted {gib(j.predicted['reserved'])})")
-            j.replay = Replay(j.session, j.session.parent / "runs", overrides=overrides)
+            # --force: rows side by side shrink the free memory each plan sees; the fit gate
+            # must not refuse a row because of its neighbours (the prediction is the same).
+            j.replay = Replay(
+                j.session, j.session.parent / "runs", overrides=overrides, force=force
+            )
             j.replay.timeout = timeout  # type: ignore[attr-defined]
             running.append(j)
         for j in running:
