@@ -214,3 +214,24 @@ def test_finalize_warnings_come_in_order() -> None:
     assert len(res.warnings) == 3
     ok = EvalResults.from_dict(finalize({"adapter_check": {"applied": True}}, seed=0))
     assert ok.warnings == []
+
+
+def test_an_unweighted_perplexity_uses_the_plain_mean() -> None:
+    nll_b, nll_a = [2.0, 3.0, 4.0], [2.5, 3.5, 4.5]
+    c = compare("perplexity", nll_b, nll_a, seed=0, higher_is_better=False, transform=math.exp)
+    assert c.before == pytest.approx(math.exp(3.0)) and c.after == pytest.approx(math.exp(3.5))
+    assert c.ci_low == pytest.approx(c.delta) and c.ci_high == pytest.approx(c.delta)
+
+
+def test_finalize_is_reproducible_with_its_seed() -> None:
+    before, after = _gained_lost(8, 3)
+    raw = {"task_scores": {"exact_match": {"before": before, "after": after}}}
+    runs = [EvalResults.from_dict(finalize(raw, seed=11)).comparisons[0] for _ in range(10)]
+    assert all(r == runs[0] for r in runs)
+
+
+def test_a_base_only_evaluation_still_reports_its_loss() -> None:
+    raw = {"loss": {"before": {"nll_sum": [20.0, 30.0], "tokens": [10, 10]}}}
+    by = {c.metric: c for c in EvalResults.from_dict(finalize(raw, seed=0)).comparisons}
+    assert by["eval_loss"].before == pytest.approx(2.5) and by["eval_loss"].after is None
+    assert by["perplexity"].before == pytest.approx(math.exp(2.5))
