@@ -5,6 +5,7 @@
 #   scripts/mutants.sh                 # every module below, one after another
 #   scripts/mutants.sh atomic dedup    # just these
 #   MUTANTS_MINUTES=15 scripts/mutants.sh estimate   # stop a module after 15 minutes
+#   MUTANTS_KEEP=1 scripts/mutants.sh estimate       # reuse the last copy's generated mutants
 #
 # Each module runs in its own scratch copy of the repository ($MUTANTS_WORK/NAME), with
 # [tool.mutmut] from pyproject.toml plus that module's only_mutate and test selection. The
@@ -29,7 +30,7 @@ MODULES=(
   "atomic|tuitune/core/atomic.py|tests/test_faults_atomic.py tests/test_sessions.py|all"
   "dedup|tuitune/core/data/dedup.py|tests/test_faults_dedup.py tests/test_data_curation.py -k not+token_length|all"
   "pii|tuitune/core/data/pii.py|tests/test_faults_pii.py tests/test_data_curation.py -k not+token_length|all"
-  "forgetting|tuitune/core/forgetting.py|tests/test_mixture_effect.py|all"
+  "forgetting|tuitune/core/forgetting.py|tests/test_mixture_effect.py tests/test_faults_forgetting.py|all"
   "evaluation|tuitune/core/evaluation.py|tests/test_eval_stats.py tests/test_faults_eval.py|*x_paired_bootstrap* *x_compare* *x_finalize* *x__per_example_mean* *x__agg_w* *x__mean* *Comparison*verdict*"
   "recommend|tuitune/core/recommend.py|tests/test_recommend.py tests/test_faults_recommend.py|*x_verdict* *x__fits* *x_needed_bytes* *x_device_capacity* *x_what_fits* *x_largest_fitting* *x__memory_setup*"
   "estimate|tuitune/core/estimate.py|tests/test_estimate.py tests/test_faults_estimate.py -k not+runner|*x_estimate* *x__optimizer_bytes* *x__weight_bytes* *x__trainable* *x__trainable_dtype_bytes* *x__trainable_tensor_sizes* *x__compute_bytes* *MemoryEstimate*fits*"
@@ -58,10 +59,14 @@ for entry in "${MODULES[@]}"; do
   [[ "${MUTANTS_ALL:-0}" == 1 ]] && scope=all
   dir="$WORK/$name"
   echo "== $name: mutating $file ($scope) against $tests ($(date -u +%H:%M:%S) UTC)"
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  (cd "$ROOT" && tar --exclude=__pycache__ -cf - tuitune tests assets benchmarks pyproject.toml) |
-    tar -xf - -C "$dir"
+  if [[ "${MUTANTS_KEEP:-0}" == 1 && -d "$dir/mutants" ]]; then
+    echo "   keeping $dir: its mutants and test stats are reused (generation is skipped)"
+  else
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$ROOT" && tar --exclude=__pycache__ -cf - tuitune tests assets benchmarks pyproject.toml) |
+      tar -xf - -C "$dir"
+  fi
   # The module's own config: the shared [tool.mutmut] plus only_mutate and its tests.
   "$PY" - "$dir/pyproject.toml" "$file" "$tests" <<'EOF'
 import json, re, sys, tomllib
