@@ -202,14 +202,6 @@ def test_two_nodes_match_one_and_resume_after_losing_rank_1(
     assert plan["launch"]["nodes"] == 2 and plan["launch"]["effective_batch"] == 4
     assert plan["spec"]["gradient_accumulation_steps"] == 1
 
-    # One process with the same session: the baseline (the plan keeps the effective batch).
-    base = _tuitune("replay", str(one), "--out", str(tmp_path / "one"))
-    text, _ = base.communicate(timeout=300)
-    assert base.returncode == 0, text
-    (one_run,) = list_runs(tmp_path / "one")
-    baseline = _losses(one_run.run)
-    assert sorted(baseline) == list(range(1, 21))
-
     # Node 1's newest checkpoint torn (as if killed while saving it): both nodes must resume
     # from the newest step they both hold, each from its own copy.
     newest = _complete(worker)[-1]
@@ -218,9 +210,16 @@ def test_two_nodes_match_one_and_resume_after_losing_rank_1(
     assert agreed < newest
     r0 = _tuitune("resume", str(run.root))
     r1 = _tuitune("resume", str(worker.root))
+    # Meanwhile one process with the same session: the baseline (same effective batch).
+    base = _tuitune("replay", str(one), "--out", str(tmp_path / "one"))
     text0, _ = r0.communicate(timeout=300)
     text1, _ = r1.communicate(timeout=300)
     assert r0.returncode == 0 and r1.returncode == 0, text0 + text1
+    text, _ = base.communicate(timeout=300)
+    assert base.returncode == 0, text
+    (one_run,) = list_runs(tmp_path / "one")
+    baseline = _losses(one_run.run)
+    assert sorted(baseline) == list(range(1, 21))
     events = read_events(run.events)
     starts = [e for e in events if e["type"] == "start"]
     assert [s["num_processes"] for s in starts] == [2, 2] and starts[1]["start_step"] == agreed
