@@ -27,7 +27,7 @@ def test_strip_html_keeps_code_and_comparisons() -> None:
 
 def test_strip_html_leaves_inline_and_fenced_code_alone() -> None:
     assert strip_html("use the `<hr>` HTML tag") == "use the `<hr>` HTML tag"
-    fenced = "Page:\n```html\n<div id=\"a\">\n  <p>hi</p>\n</div>\n<script>go();</script>\n```\n"
+    fenced = 'Page:\n```html\n<div id="a">\n  <p>hi</p>\n</div>\n<script>go();</script>\n```\n'
     assert strip_html(fenced + "<b>done</b>") == fenced + "done"
     assert strip_html("~~~\n<br>\n~~~") == "~~~\n<br>\n~~~"
     jsx = "return <Button className={s.x}>Go</Button>;"
@@ -39,6 +39,20 @@ def test_strip_html_leaves_inline_and_fenced_code_alone() -> None:
 
 def test_whitespace_keeps_indentation() -> None:
     assert normalize_whitespace("  a   b  \r\n\n\n\n    c\t\td ") == "a b\n\n    c d"
+
+
+def test_whitespace_leaves_code_and_json_alone() -> None:
+    fenced = "```python\nx    = 1   # aligned\nlong = 2\n```"
+    assert normalize_whitespace(f"Run:   this\n\n{fenced}\n\n\n\nok  ") == (
+        f"Run: this\n\n{fenced}\n\nok"
+    )
+    assert normalize_whitespace("set `a  =  b`   then   go") == "set `a  =  b` then go"
+    call = '{"name": "f",  "arguments": {"q": "two  spaces"}}'
+    assert normalize_whitespace(call) == call
+    assert normalize_whitespace(f"It  said {call}  ok") == f"It said {call} ok"
+    js = "let  a = 1;\nlet  b = 2;"  # looks like code without fences: left whole
+    assert normalize_whitespace(js) == js
+    assert normalize_whitespace("a  [not json  here") == "a [not json here"
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,24 @@ def test_prepare_writes_split_and_manifest(tmp_path: Path) -> None:
     assert _read(other.eval_file) != val
 
 
+def test_quickstart_curated_train_file_is_unchanged(tmp_path: Path) -> None:
+    """The quickstart's figures rest on its curated data: the session's own settings
+    (val_ratio 0.05, seed 42, default curation) must keep writing the same bytes."""
+    assets = Path(__file__).parent.parent / "assets"
+    session = json.loads((assets / "sessions" / "quickstart.json").read_text())
+    data = session["data"]
+    assert data["curation"] == {} and session["spec"]["seed"] == 42
+    out = prepare_data(
+        [assets / "quickstart" / "train.jsonl"],
+        tmp_path / "d",
+        val_ratio=data["val_ratio"],
+        seed=session["spec"]["seed"],
+    )
+    assert _digest(out.train_file) == (
+        "498b9926c937e1eba8a1f1a1f45803ff65c8af4718cc6b2d772ecb8ae122ee76"
+    )
+
+
 def test_prepare_with_eval_files_and_no_split(tmp_path: Path) -> None:
     rows = _alpaca(30)
     src = _write(tmp_path / "train.jsonl", rows[:20])

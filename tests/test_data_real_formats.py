@@ -141,6 +141,30 @@ def test_markup_inside_code_survives_curation(tmp_path: Path) -> None:
     assert p.report.step("strip_html").changed == 1
 
 
+def test_spacing_inside_code_and_json_survives_curation(tmp_path: Path) -> None:
+    """Glaive-style tool rows: a fenced Python block with aligned spaces, inline code, a tool
+    call, a JSON tool result and a JSON answer keep their spacing; the prose around is
+    normalised."""
+    source = json.loads((FIXTURES / "spacing_in_code.json").read_text())
+    p = _prepare(tmp_path, FIXTURES / "spacing_in_code.json")
+    rows = [json.loads(line) for line in p.train_file.read_text().splitlines()]
+    code = source[0]["conversations"][1]["value"]
+    answer = rows[0]["messages"][-1]["content"]
+    assert answer == code.replace("first,   then", "first, then")
+    assert "width  = max(len(r) for r in rows)   # widest row" in answer
+    assert "`a  =  b`" in answer
+    msgs = rows[1]["messages"]
+    assert msgs[0]["content"] == "How many users signed up today?"
+    assert msgs[1]["tool_calls"][0]["function"]["arguments"] == {
+        "query": "SELECT  count(*)  FROM users"
+    }
+    assert msgs[2]["content"] == source[1]["conversations"][2]["value"]
+    assert msgs[3]["content"] == source[1]["conversations"][3]["value"]
+    step = p.report.step("normalize_whitespace")
+    assert step.changed == 2 and step.details["kept_as_code"] == 2
+    assert "2 rows have spacing in code or JSON: left alone" in step.summary()
+
+
 def test_placeholders_are_flagged(tmp_path: Path) -> None:
     p = _prepare(tmp_path, LF / "identity.json")
     assert any("{{name}}, {{author}}" in w for w in p.warnings)

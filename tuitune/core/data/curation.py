@@ -82,7 +82,12 @@ class StepReport:
             parts.append(f"{self.dropped} dropped")
         text = f"{self.title}: " + (", ".join(parts) if parts else "nothing to do")
         if self.details.get("kept_as_code"):
-            text += f" ({self.details['kept_as_code']} rows have markup in code: left alone)"
+            what = (
+                "spacing in code or JSON"
+                if self.name == "normalize_whitespace"
+                else "markup in code"
+            )
+            text += f" ({self.details['kept_as_code']} rows have {what}: left alone)"
         return text
 
 
@@ -217,20 +222,38 @@ def _markup_in_code(row: dict[str, Any]) -> bool:
     return bool(_TAG.search(text)) and (looks_like_code(text) or "`" in text)
 
 
-def strip_html(text: str) -> str:
-    """Remove HTML tags, comments and entities from prose. Code is left alone: fenced
-    blocks, inline backticks, angle brackets used as text (``a < b``, ``<T>`` in generics)
-    and any text that looks like code (``looks_like_code``) are kept as written."""
-    if "<" not in text and "&" not in text:
-        return text
+def set_aside_code(text: str) -> tuple[str, list[str]]:
+    """``text`` with its fenced blocks and inline backtick spans replaced by placeholders,
+    and the spans held aside (``restore_code`` puts them back). Cleaning steps work on the
+    rest, so code keeps its markup and its spacing."""
+    if "`" not in text and "~~~" not in text:
+        return text, []
     held: list[str] = []
 
     def hold(m: re.Match[str]) -> str:
         held.append(m.group(0))
         return f"{_HOLD}{len(held) - 1}{_HOLD}"
 
-    work = _INLINE.sub(hold, _FENCE.sub(hold, text)) if "`" in text or "~~~" in text else text
-    if _HOLD in text or looks_like_code(work):
+    return _INLINE.sub(hold, _FENCE.sub(hold, text)), held
+
+
+def restore_code(text: str, held: list[str]) -> str:
+    """Put back the spans ``set_aside_code`` held."""
+    if not held:
+        return text
+    return re.sub(f"{_HOLD}(\\d+){_HOLD}", lambda m: held[int(m.group(1))], text)
+
+
+def strip_html(text: str) -> str:
+    """Remove HTML tags, comments and entities from prose. Code is left alone: fenced
+    blocks, inline backticks, angle brackets used as text (``a < b``, ``<T>`` in generics)
+    and any text that looks like code (``looks_like_code``) are kept as written."""
+    if "<" not in text and "&" not in text:
+        return text
+    if _HOLD in text:
+        return text
+    work, held = set_aside_code(text)
+    if looks_like_code(work):
         return text
     out = _SCRIPT.sub("", work)
     out = _COMMENT.sub("", out)
@@ -238,9 +261,7 @@ def strip_html(text: str) -> str:
     out = _TAG.sub("", out)
     if _ENTITY.search(out):
         out = html.unescape(out)
-    if held:
-        out = re.sub(f"{_HOLD}(\\d+){_HOLD}", lambda m: held[int(m.group(1))], out)
-    return out
+    return restore_code(out, held)
 
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
@@ -252,17 +273,88 @@ _WS_WORK = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 
 
-def normalize_whitespace(text: str) -> str:
-    """Collapse runs of spaces, trim line ends, keep at most one blank line, drop control
-    characters; indentation at line starts is kept (code and YAML depend on it)."""
-    if not _WS_WORK.search(text):
-        return text  # the common case, checked with one regex instead of line by line
+# Whitespace that normalising would change inside a span (interior runs, tabs, line ends).
+_WS_INSIDE = re.compile(r"\S[ \t\u00a0\u2000-\u200b\u3000]{2,}\S|\S\t|[ \t]\n")
+_JSON_OPEN = re.compile(r"[{\[]")
+
+
+def set_aside_json(text: str, held: list[str]) -> str:
+    """``text`` with each JSON object or array in it (a tool call, tool arguments or a tool
+    result, whole or inside prose) replaced by a placeholder and appended to ``held``."""
+    if "{" not in text and "[" not in text:
+        return text
+    import json
+
+    decoder = json.JSONDecoder()
+    out: list[str] = []
+    pos = 0
+    for m in _JSON_OPEN.finditer(text):
+        if m.start() < pos:
+            continue
+        try:
+            value, end = decoder.raw_decode(text, m.start())
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(value, (dict, list)) or not value:
+            continue
+        held.append(text[m.start() : end])
+        out.append(text[pos : m.start()] + f"{_HOLD}{len(held) - 1}{_HOLD}")
+        pos = end
+    return "".join(out) + text[pos:] if out else text
+
+
+def _normalize_prose(text: str) -> str:
     out = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     lines = []
     for line in out.split("\n"):
         indent = len(line) - len(line.lstrip(" \t"))
         lines.append(line[:indent] + _SPACES.sub(" ", line[indent:]).rstrip())
     return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def normalize_whitespace_code(text: str) -> tuple[str, bool]:
+    """``normalize_whitespace`` and whether code or JSON in the text kept spacing that prose
+    would have lost (for the curation report)."""
+    if not _WS_WORK.search(text):
+        return text, False  # the common case, checked with one regex instead of line by line
+    if _HOLD in text:
+        return text, False
+    work, held = set_aside_code(text)
+    if looks_like_code(work):
+        return text, bool(_WS_INSIDE.search(text))
+    work = set_aside_json(work, held)
+    kept = any(_WS_INSIDE.search(span) for span in held)
+    return restore_code(_normalize_prose(work), held), kept
+
+
+def normalize_whitespace(text: str) -> str:
+    """Collapse runs of spaces, trim line ends, keep at most one blank line, drop control
+    characters; indentation at line starts is kept (code and YAML depend on it). Code is
+    left alone as ``strip_html`` leaves it (fenced blocks, inline backticks, text that looks
+    like code), and so is JSON (tool calls, their arguments and results), whose spacing may
+    be part of a value."""
+    return normalize_whitespace_code(text)[0]
+
+
+def _whitespace_step(items: list[Item], step: StepReport) -> list[Item]:
+    kept_rows = 0
+    for item in items:
+        kept = False
+
+        def fn(text: str) -> str:
+            nonlocal kept
+            out, code = normalize_whitespace_code(text)
+            kept = kept or code
+            return out
+
+        new = map_text(item.row, fn)
+        kept_rows += kept
+        if new != item.row:
+            step.changed += 1
+            step.example(item.origin, row_text(item.row), row_text(new))
+            item.row = new
+    step.details["kept_as_code"] = kept_rows
+    return items
 
 
 def _text_step(items: list[Item], step: StepReport, fn: Callable[[str], str]) -> list[Item]:
@@ -408,7 +500,7 @@ def curate(
         step.details["kept_as_code"] = sum(1 for it in items if _markup_in_code(it.row))
     step = begin("normalize_whitespace", "Normalise whitespace", config["normalize_whitespace"])
     if step.enabled:
-        items = _text_step(items, step, normalize_whitespace)
+        items = _whitespace_step(items, step)
     step = begin("drop_broken", "Drop empty or role-broken rows", config["drop_broken"])
     if step.enabled:
         items = _drop_broken(items, fmt, step)
