@@ -115,3 +115,15 @@ def test_drop_mode_counts_every_dropped_row() -> None:
     assert [e["origin"] for e in step.examples] == ["f.jsonl:1", "f.jsonl:2"]
     assert step.examples[1]["reason"] == "contains ip, phone"
     assert "+44 20 7946 0958" in step.examples[1]["before"]
+
+
+def test_an_ipv6_address_inside_text_has_its_exact_span() -> None:
+    text = "v6 2001:db8::8a2e:370:7334 here"
+    assert find_pii(text) == [Finding("ip", 3, 26, "2001:db8::8a2e:370:7334")]
+    assert redact(text) == "v6 [IP] here"
+
+
+def test_a_digit_run_that_is_no_phone_does_not_hide_the_next_phone() -> None:
+    text = "ISBN 978-3-16-148410-0 or call 12 34 567 today"
+    (f,) = find_pii(text)
+    assert f.kind == "phone" and f.text == "12 34 567" and text[f.start : f.end] == f.text
