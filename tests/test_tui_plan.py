@@ -113,6 +113,7 @@ async def test_switching_method_loads_its_defaults_and_hides_what_does_not_apply
 
 async def test_a_method_switch_asks_before_replacing_the_users_values(tmp_path: Path) -> None:
     app = make_app(tmp_path, step="configure", probe_kwargs=FAKE)
+    app.session.spec = {"learning_rate": 5e-4}  # the session's own value, replaced on request
     async with app.run_test(size=(120, 40)) as pilot:
         await _workers(pilot)
         screen = app.screen
@@ -131,7 +132,7 @@ async def test_a_method_switch_asks_before_replacing_the_users_values(tmp_path: 
         await _workers(pilot)
         await pilot.press("y")  # now take LoRA's
         await _workers(pilot)
-        assert "learning_rate" not in screen.edits
+        assert "learning_rate" not in screen.edits  # and the session's value did not come back
         assert screen.query_one("#f-learning_rate", Input).value == "0.0002"
         # Ctrl+D asks too, and keeps the method
         screen.query_one("#f-max_steps", Input).value = "7"

@@ -339,6 +339,7 @@ class TuituneApp(App[int]):
         self.launch_refused = False
         self.run_view = None
         self.eval_results = None
+        self.eval_status = ""  # an evaluation of an earlier run goes on, but is not this run's
         self.launch_status = "starting..."
         self._launch(force)
 
@@ -500,7 +501,9 @@ class TuituneApp(App[int]):
                     text = f"{e.get('phase', 'evaluating')}: {e.get('done')}/{e.get('total')}"
                 else:
                     text = str(e.get("message") or e.get("type"))
-                self.post_message(m.EvaluationProgressed(text))
+                view = self.run_view
+                if view is not None and view.run == run:  # not a newer run's status line
+                    self.post_message(m.EvaluationProgressed(text))
 
             # the replay's evaluation (base vs tuned, every method); a stopped run: its last
             # checkpoint (core.run_eval, as `tuitune evaluate RUN`)
@@ -510,7 +513,7 @@ class TuituneApp(App[int]):
             self.post_message(m.EvaluationProgressed(""))
             self.fail("evaluation failed", e)
             return
-        self.post_message(m.EvaluationFinished(results, rows, report))
+        self.post_message(m.EvaluationFinished(results, rows, report, run))
 
     @on(m.EvaluationProgressed)
     def _eval_progress(self, message: m.EvaluationProgressed) -> None:
@@ -518,10 +521,15 @@ class TuituneApp(App[int]):
 
     @on(m.EvaluationFinished)
     def _eval_finished(self, message: m.EvaluationFinished) -> None:
-        self.eval_status = ""
-        self.eval_results = message
         self.answers("evaluate")["report"] = str(message.report)
         self.save_session()
+        view = self.run_view
+        if message.run is not None and (view is None or view.run != message.run):
+            # a run started since: its Evaluate screen must not show this one's results
+            self.notify(f"evaluation of {message.run.id} written: {message.report}", timeout=10)
+            return
+        self.eval_status = ""
+        self.eval_results = message
 
     def start_export(self, what: str) -> None:
         """Export the finished run: "adapter", "merged", "configs" (TRL, Axolotl, LLaMA-Factory),

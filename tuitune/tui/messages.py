@@ -140,6 +140,7 @@ class EvaluationFinished(Message):
     results: Any
     rows: list[tuple[str, ...]]
     report: Any
+    run: Any = None  # the RunDir evaluated (a newer run may be attached by the time it ends)
 
 
 @dataclass

@@ -132,6 +132,7 @@ class ConfigureScreen(StepScreen):
         self.local_reasons: dict[str, str] = {}  # choices made here (the SFT adapter)
         self._timer: Any = None
         self._asking = False
+        self._modal = False  # a question of ours is over the screen (resume is not a step)
         self._adapter_opts: list[tuple[str, str]] = []
         self._planned_edits: dict[str, Any] | None = None  # what self.plan was made from
         self._shown: dict[str, Any] = {}  # what each widget was given (not the user's edit)
@@ -188,12 +189,23 @@ class ConfigureScreen(StepScreen):
         self.replan(now=True)
 
     def on_screen_resume(self) -> None:
-        # The Data or Model step may have changed what the plan starts from.
-        self.edits = {
-            **{k: v for k, v in self.tapp.session.spec.items() if k != "schema_version"},
-            **{k: v for k, v in self.edits.items() if k in NAMES},
-        }
+        if self._modal:
+            self._modal = False  # back from our own question: nothing else changed
+            return
+        # Back from another step: the Data step sets data_format, the Model step the method.
+        spec = self.tapp.session.spec
+        if "data_format" in spec:
+            self.edits["data_format"] = spec["data_format"]
+        method = spec.get("method")
+        if method in METHODS and method != self.method():
+            self.query_one("#f-method", Select).value = method  # a switch, with its defaults
         self.replan(now=True)
+
+    def ask(self, question: str, done: Any) -> None:
+        from tuitune.tui.widgets.confirm import Confirm
+
+        self._modal = True
+        self.app.push_screen(Confirm(question), done)
 
     def method(self) -> str:
         return str(self.query_one("#f-method", Select).value)
@@ -300,9 +312,7 @@ class ConfigureScreen(StepScreen):
             self.replan(now=True)
 
         self._asking = True
-        from tuitune.tui.widgets.confirm import Confirm
-
-        self.app.push_screen(Confirm(question), done)
+        self.ask(question, done)
 
     def _show_fallback(self) -> None:
         """The method's defaults at once, before (or without) a plan: the plan refuses a
@@ -351,9 +361,7 @@ class ConfigureScreen(StepScreen):
                 self.notify(f"plan values restored for {len(mine)} field(s)")
                 self.replan(now=True)
 
-        from tuitune.tui.widgets.confirm import Confirm
-
-        self.app.push_screen(Confirm(question), done)
+        self.ask(question, done)
 
     # -- the plan, in a worker ------------------------------------------------------------
     def replan(self, now: bool = False) -> None:
@@ -468,7 +476,13 @@ class ConfigureScreen(StepScreen):
             t.append(f"{problem}\n", style="bold red")
         if self.plan_error:
             t.append(self.plan_error, style="bold red")
-            if "preference" in self.plan_error:
+            if "preference" in self.plan_error and self.method() in SFT:
+                t.append(
+                    "\nThe data and the method must agree: the data is preference pairs, so pick "
+                    "method dpo (or reward), or Esc back to Data for SFT data.",
+                    style="red",
+                )
+            elif "preference" in self.plan_error:
                 t.append(
                     "\nThe data and the method must agree: Esc back to Data for preference pairs "
                     "(prompt/chosen/rejected, e.g. assets/quickstart/preference.jsonl), or pick "
