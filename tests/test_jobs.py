@@ -146,6 +146,9 @@ def test_export_command_and_bad_input(tmp_path, capsys):
     rc = main(["export", str(QUICKSTART), "-f", "slurm", "--out", str(tmp_path), "--gpu", "T4"])
     assert rc == 0 and (tmp_path / "job.sbatch").is_file()
     assert "sbatch" in capsys.readouterr().out
+    again = ["export", str(QUICKSTART), "-f", "slurm", "--out", str(tmp_path), "--gpu", "T4"]
+    assert main(again) == 2 and "--force" in capsys.readouterr().err  # never replaced silently
+    assert main([*again, "--force"]) == 0
     session = load_session(QUICKSTART)
     with pytest.raises(TuituneError, match="not a Slurm time"):
         write_job(session, "slurm", JobRequest(time="4 hours"), tmp_path / "x")

@@ -65,9 +65,8 @@ def run(args: argparse.Namespace) -> int:
         req = JobRequest(nodes=args.nodes, gpu=args.gpu or "", time=args.time, port=args.port)
         plan = plan_for_job(session, req)
         for fmt in jobs:
-            print(
-                write_job(session, fmt, req, Path(args.out) if args.out else None, plan=plan).line()
-            )
+            out = Path(args.out) if args.out else None
+            print(write_job(session, fmt, req, out, plan=plan, force=args.force).line())
         formats = [f for f in formats if f not in JOB_FORMATS]
         if not formats:
             return 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.atomic import write_json_atomic, write_text_atomic
+from tuitune.core.atomic import refuse_existing, write_json_atomic, write_text_atomic
 from tuitune.core.errors import TuituneError
 from tuitune.core.nodes import DEFAULT_PORT, Nodes
 from tuitune.core.session import Session
@@ -241,9 +241,16 @@ def skypilot_task(session: Session, plan: Any, req: JobRequest, pinned: Path) ->
 
 
 def write_job(
-    session: Session, fmt: str, req: JobRequest, out: Path | None = None, *, plan: Any = None
+    session: Session,
+    fmt: str,
+    req: JobRequest,
+    out: Path | None = None,
+    *,
+    plan: Any = None,
+    force: bool = False,
 ) -> Job:
-    """Plan the session for the job's machines and write the job and its pinned session."""
+    """Plan the session for the job's machines and write the job and its pinned session
+    (an existing job file is replaced only with ``force``)."""
     import yaml
 
     from tuitune.core import paths
@@ -259,6 +266,7 @@ def write_job(
     plan = plan if plan is not None else plan_for_job(session, req)
     job_dir = (Path(out) if out else paths.data_dir() / "jobs" / session.id).resolve()
     job_dir.mkdir(parents=True, exist_ok=True)
+    refuse_existing(job_dir / ("job.sbatch" if fmt == "slurm" else "task.yaml"), force=force)
     if fmt == "slurm":
         pinned = job_dir / "session.json"
         write_json_atomic(pinned, pinned_session(session, plan, _absolute))
