@@ -88,7 +88,9 @@ def new_run_dir(out: str | Path | None = None, prefix: str = "run") -> RunDir:
     nothing."""
     from tuitune.core.runs import mark_preparing
 
-    base = Path(out) if out else paths.runs_dir()
+    # Absolute: the training child runs inside the run folder, so a relative --out would
+    # point its spec and data paths at the wrong place.
+    base = Path(out).expanduser().resolve() if out else paths.runs_dir()
     root = base / new_run_id(prefix)
     root.mkdir(parents=True, exist_ok=False)
     run = RunDir(root)
