@@ -297,7 +297,7 @@ def test_missing_model_is_one_error_event(data, tmp_path):
 
 
 def test_answers_beyond_max_length_are_a_clear_error(tiny_model, data, tmp_path):
-    rc, run = train(make_spec(tiny_model, data, tmp_path / "run", max_length=8))
+    rc, run = train(make_spec(tiny_model, data, tmp_path / "run", max_length=16))
     assert rc == 2
     assert "raise max_length" in of(run, "error")[0]["message"]
 
