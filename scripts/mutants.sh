@@ -90,6 +90,9 @@ EOF
   rc=0
   (cd "$dir" && OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
     "${limit[@]}" "$MUTMUT" run --max-children "$JOBS" "${globs[@]}" >"$log" 2>&1) || rc=$?
+  # 124: the time limit's SIGINT ended it; 137: mutmut ignored that and was killed a minute
+  # later. Either way the verdicts so far are saved, one mutant at a time.
+  [[ "$MINUTES" != 0 && $rc -eq 137 ]] && rc=124
   if [[ $rc -ne 0 && $rc -ne 124 ]] && ! grep -q "mutations/second" "$log"; then
     echo "   mutmut run failed (exit $rc): see $log" >&2
     tail -5 "$log" >&2
