@@ -4,6 +4,7 @@ only through the paged-optimizer path)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -131,8 +132,10 @@ def test_parameter_counts_and_notes_by_method() -> None:
     n = shape.param_count()
     lora = estimate(shape, TrainSetup(method="lora"))
     assert lora.total_params == n + lora.trainable_params and lora.trainable_params < n / 50
-    assert any("PEFT upcasts" in x for x in lora.notes)
-    assert not any("PEFT upcasts" in x for x in estimate(shape, TrainSetup(dtype="fp32")).notes)
+    assert any("PEFT upcasts LoRA weights" in x for x in lora.notes)
+    assert not any(
+        "PEFT upcasts LoRA weights" in x for x in estimate(shape, TrainSetup(dtype="fp32")).notes
+    )
     full = estimate(shape, TrainSetup(method="full"))
     assert full.total_params == full.trainable_params == n
     assert full.components["trainable_params"] == 0  # the weights themselves train
@@ -151,3 +154,62 @@ def test_estimate_model_and_format_bytes(tiny_model: Path) -> None:
     assert format_bytes(3 * GiB) == "3.00 GiB" and format_bytes(1.5 * GiB) == "1.50 GiB"
     assert format_bytes(GiB) == "1.00 GiB" and format_bytes(512 * MiB) == "512 MiB"
     assert format_bytes(-2 * GiB) == "-2.00 GiB"
+
+
+def _bnb8(sizes: list[int]) -> int:
+    """bitsandbytes 8-bit AdamW: two uint8 states and an fp32 absmax per 256 values per
+    tensor; tensors under 4096 values keep two fp32 states."""
+    return sum(8 * s if s < 4096 else 2 * s + 8 * math.ceil(s / 256) for s in sizes)
+
+
+def test_8bit_states_are_counted_tensor_by_tensor() -> None:
+    shape = load_shape("Qwen2.5-7B")
+    r = 16
+    lora_sizes = [
+        s for lin in shape.lora_targets(("all-linear",)) for s in (r * lin.in_features, r * lin.out_features)
+    ] * shape.num_layers  # fmt: skip
+    lora = estimate(shape, TrainSetup(method="lora", lora_r=r, optim="adamw_8bit"))
+    assert lora.components["optimizer_states"] == _bnb8(lora_sizes)
+    per_layer = [lin.in_features * lin.out_features for lin in shape.linears()]
+    per_layer += [lin.out_features for lin in shape.linears() if lin.bias]
+    per_layer += [shape.hidden_size] * shape.norms_per_layer
+    full_sizes = per_layer * shape.num_layers + [shape.embedding_params(), shape.hidden_size]
+    full_sizes += [shape.lm_head_params()] if shape.lm_head_params() else []
+    full = estimate(shape, TrainSetup(method="full", optim="paged_adamw_8bit"))
+    assert full.outside_allocator == _bnb8(full_sizes)
+
+
+def test_dora_adds_its_magnitude_vectors() -> None:
+    shape = load_shape("Qwen2.5-7B")
+    plain = estimate(shape, TrainSetup(method="lora"))
+    dora = estimate(shape, TrainSetup(method="lora", use_dora=True))
+    extra = sum(lin.out_features for lin in shape.lora_targets(("all-linear",))) * shape.num_layers
+    assert dora.trainable_params == plain.trainable_params + extra
+    assert dora.trainable_params == shape.lora_params(16, ("all-linear",), dora=True)
+
+
+def test_nf4_weights_half_a_byte_plus_quantization_constants() -> None:
+    shape = load_shape("Qwen2.5-7B")
+    q = estimate(shape, TrainSetup(method="qlora", optim="paged_adamw_8bit"))
+    lin = shape.num_layers * sum(x.in_features * x.out_features for x in shape.linears())
+    bias = shape.num_layers * sum(x.out_features for x in shape.linears() if x.bias)
+    blocks = math.ceil(lin / 64)  # one 8-bit absmax per 64 weights, fp32 per 256 of those
+    nf4 = lin // 2 + blocks + 4 * math.ceil(blocks / 256)
+    assert q.components["weights"] == nf4 + (shape.param_count() - lin) * 2
+    assert bias > 0  # Qwen's q/k/v biases stay in bf16 with the embeddings and norms
+
+
+@pytest.mark.parametrize("gpus", [3, 7])
+def test_sharded_figures_are_whole_bytes(gpus: int) -> None:
+    est = estimate(load_shape("Qwen2.5-7B"), TrainSetup(method="full", num_gpus=gpus, fsdp=True))
+    for k in ("weights", "gradients", "optimizer_states"):  # the sharded ones
+        assert isinstance(est.components[k], int), (k, est.components[k])
+    assert isinstance(est.peak_reserved, int) and isinstance(est.outside_allocator, int)
+
+
+def test_every_estimate_states_its_precision_first() -> None:
+    for setup in SETUPS:
+        est = estimate(load_shape("Qwen2.5-7B"), setup)
+        assert est.notes[0].startswith("precision: "), est.notes
+    q = estimate(load_shape("Qwen2.5-7B"), TrainSetup(method="qlora"))
+    assert q.notes[0].startswith("precision: ") and any("QLoRA keeps" in n for n in q.notes)
