@@ -410,7 +410,12 @@ def test_template_warnings_name_masked_labels_and_missing_eos() -> None:
         trained_count=0,
         truncated=False,
     )
-    info = {"had_template": False, "eos": 2, "eos_text": "</s>"}
+    info = {
+        "had_template": False,
+        "eos": 2,
+        "eos_text": "</s>",
+        "plan": SimpleNamespace(fallback_template=True),  # ChatML stands in for the template
+    }
     warnings = template_warnings(info, preview)
     assert any("no chat template" in w for w in warnings)
     assert any("every label is masked" in w for w in warnings)
