@@ -1,4 +1,4 @@
-"""A real ``tuitune replay`` end to end on the tiny model, in seconds: train a few steps in the
+"""A real ``tuitune replay`` end to end on the tiny model, two training steps: train in the
 child process, evaluate base vs tuned, and every figure the user reads has a before, an after
 and an interval (issue 19: no fast test ran a replay that succeeded)."""
 
