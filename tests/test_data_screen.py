@@ -77,3 +77,26 @@ async def test_template_screen_counts_trained_turns(tmp_path: Path, tiny_model_p
         info = str(app.screen.query_one("#template-info", Static).render())
         assert "Loss: assistant turns" in info
         assert "trained turns: 2 assistant; masked: 2 user" in info
+
+
+async def test_template_screen_shows_trained_segments(tmp_path: Path, tiny_model_plain) -> None:
+    """Axolotl input_output rows: the Template screen's preview trains the labelled
+    segments, says no chat template is used, and does not claim ChatML stands in."""
+    from tuitune.tui.screens.template import template_warnings
+
+    app = make_app(tmp_path, model=tiny_model_plain, step="data")
+    app.session.data.train = [str(FIXTURES / "axolotl_input_output.jsonl")]
+    app.session.data.val_ratio = 0
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(pilot)
+        await pilot.press("ctrl+n")
+        await _settle(pilot)
+        info = str(app.screen.query_one("#template-info", Static).render())
+        assert "Loss: labelled segments" in info
+        assert "trained segments: 3; masked: 1" in info
+        assert "no special tokens added" in info
+        p = app.screen.preview
+        pv = p["previews"][0]
+        trained = "".join(t for t, on in pv.spans if on)
+        assert trained == "<|endoftext|>Hello\nhi there!. farewell<|im_end|>"
+        assert not any("ChatML" in w for w in template_warnings(p, pv))

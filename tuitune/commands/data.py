@@ -52,7 +52,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--format",
         default="auto",
         help="force a format: alpaca, sharegpt, messages, prompt_completion, text, "
-        "preference, unpaired_preference (default: detect)",
+        "preference, unpaired_preference, input_output (default: detect)",
     )
     c.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad rows")
     c.add_argument("--max-length", type=int, default=1024, help="tokens per example")

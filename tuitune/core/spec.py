@@ -21,7 +21,14 @@ from tuitune.core.errors import TuituneError
 SPEC_SCHEMA_VERSION = 1
 
 METHODS = ("full", "lora", "qlora", "dpo", "reward", "grpo")
-DATA_FORMATS = ("messages", "prompt_completion", "preference", "text", "unpaired_preference")
+DATA_FORMATS = (
+    "messages",
+    "prompt_completion",
+    "preference",
+    "text",
+    "unpaired_preference",
+    "input_output",
+)
 
 
 # Names the installed libraries accept, bundled so a session is checked without importing

@@ -139,7 +139,7 @@ def row_text(row: dict[str, Any]) -> str:
             for v in value:
                 walk(v)
         elif isinstance(value, dict):
-            for k in ("messages", *CONTENT_KEYS):
+            for k in ("messages", "segments", *CONTENT_KEYS):
                 if k in value:
                     walk(value[k])
 
@@ -159,7 +159,10 @@ def map_text(row: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
             return {k: (walk(v) if k in CONTENT_KEYS else v) for k, v in value.items()}
         return value
 
-    return {k: (walk(v) if k in CONTENT_KEYS or k == "messages" else v) for k, v in row.items()}
+    return {k: (walk(v) if k in CONTENT_KEYS or k in _TURNS else v) for k, v in row.items()}
+
+
+_TURNS = ("messages", "segments")
 
 
 def resolve_config(curation: dict[str, Any] | None) -> dict[str, Any]:
@@ -393,6 +396,12 @@ def broken_reason(row: dict[str, Any], fmt: str) -> str | None:
         return None
     if fmt == "text":
         return None if str(row.get("text", "")).strip() else "empty text"
+    if fmt == "input_output":
+        segments = row.get("segments") or []
+        if not "".join(s["text"] for s in segments).strip():
+            return "empty segments"
+        if not any(s["label"] and s["text"] for s in segments):
+            return "no trained segment (every label is false)"
     return None
 
 
@@ -494,13 +503,25 @@ def curate(
             progress(title)
         return step
 
-    step = begin("strip_html", "Strip HTML and markup", config["strip_html"])
+    # Axolotl's input_output segments are concatenated as written (spaces, newlines, <s> and
+    # </s> are the user's): the text steps would change what trains.
+    as_written = "segments are trained as written (Axolotl input_output)"
+    text_steps = fmt != "input_output"
+    step = begin("strip_html", "Strip HTML and markup", config["strip_html"] and text_steps)
     if step.enabled:
         items = _text_step(items, step, strip_html)
         step.details["kept_as_code"] = sum(1 for it in items if _markup_in_code(it.row))
-    step = begin("normalize_whitespace", "Normalise whitespace", config["normalize_whitespace"])
+    elif config["strip_html"]:
+        step.details["skipped"] = as_written
+    step = begin(
+        "normalize_whitespace",
+        "Normalise whitespace",
+        config["normalize_whitespace"] and text_steps,
+    )
     if step.enabled:
         items = _whitespace_step(items, step)
+    elif config["normalize_whitespace"]:
+        step.details["skipped"] = as_written
     step = begin("drop_broken", "Drop empty or role-broken rows", config["drop_broken"])
     if step.enabled:
         items = _drop_broken(items, fmt, step)

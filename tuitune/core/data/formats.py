@@ -15,7 +15,12 @@ source format             recognised by                                         
                           sharegpt conversations + chosen/rejected turn objects
                           and chosen_messages / rejected_messages
 ``unpaired_preference``   completion or a conversation + a true/false label (KTO) ``unpaired_preference``
+``input_output``          segments of label + text (Axolotl's template-free)      ``input_output``
 ========================  ======================================================  ====================
+
+``input_output`` rows are ``{"segments": [{"label": true|false, "text": "..."}]}``: the texts are
+concatenated as written (no chat template, no special tokens: BOS, EOS, spaces and newlines
+are the user's), and the segments labelled true are trained.
 
 What is kept, beyond role and text: ``tools`` (a JSON schema list, or a JSON string of one),
 assistant ``tool_calls`` (OpenAI), ShareGPT ``function_call`` / ``observation`` turns (as
@@ -47,6 +52,7 @@ SOURCE_FORMATS = (
     "text",
     "preference",
     "unpaired_preference",
+    "input_output",
 )
 
 TARGET_OF = {
@@ -57,6 +63,7 @@ TARGET_OF = {
     "text": "text",
     "preference": "preference",
     "unpaired_preference": "unpaired_preference",
+    "input_output": "input_output",
 }
 
 # Column names typical of each format, used to name the nearest format of an unknown schema.
@@ -77,6 +84,7 @@ _TYPICAL_COLUMNS = {
     "text": ("text", "content", "body", "document", "passage"),
     "preference": ("prompt", "chosen", "rejected", "accepted", "preferred", "dispreferred"),
     "unpaired_preference": ("prompt", "completion", "label", "kto_label", "desirable"),
+    "input_output": ("segments", "segment", "label", "text"),
 }
 
 SHAREGPT_ROLES = {
@@ -156,6 +164,16 @@ def _is_chat(value: Any) -> bool:
     return _is_message_list(value, ("role", "content"))
 
 
+def _is_segments(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and isinstance(value[0], dict)
+        and "text" in value[0]
+        and "label" in value[0]
+    )
+
+
 def detect_row(row: dict[str, Any]) -> str | None:
     """The source format of one row, or None when no supported format fits."""
     if not isinstance(row, dict):
@@ -179,6 +197,8 @@ def detect_row(row: dict[str, Any]) -> str | None:
                 return "sharegpt"
             if _is_chat(value):
                 return "sharegpt" if key != "messages" else "messages"
+    if _is_segments(row.get("segments")):
+        return "input_output"
     if "instruction" in keys and "output" in keys:
         return "alpaca"
     if "prompt" in keys and "completion" in keys:
@@ -196,6 +216,7 @@ _REASONS = {
     "text": "a 'text' column",
     "preference": "'chosen' and 'rejected' columns (preference pairs)",
     "unpaired_preference": "an answer with a true/false 'label' (unpaired preference, KTO)",
+    "input_output": "'segments' of label/text (Axolotl input_output, template-free)",
 }
 
 
@@ -667,6 +688,7 @@ _READS = {
         "input",
     },
     "unpaired_preference": {"prompt", "completion", "label", "kto_tag", *CHAT_KEYS, "system"},
+    "input_output": {"segments"},
 }
 
 
@@ -686,7 +708,32 @@ def _column_notes(row: dict[str, Any], source: str, rn: _RowNotes) -> None:
         rn.add("column 'tools': not used for preference data")
 
 
+def _segments(row: dict[str, Any], rn: _RowNotes) -> dict[str, Any]:
+    """Axolotl's input_output row: each segment's label (true: trained) and text, as written."""
+    segments = row.get("segments")
+    if not isinstance(segments, list) or not segments:
+        raise RowError("segments is not a list of {label, text} objects")
+    out = []
+    for i, seg in enumerate(segments):
+        if not isinstance(seg, dict):
+            raise RowError(f"segments[{i}] is a {type(seg).__name__}, expected {{label, text}}")
+        if "text" not in seg:
+            raise RowError(f"segments[{i}] has no 'text'")
+        label = parse_label(seg.get("label"))
+        if label is None:
+            raise RowError(f"segments[{i}].label is {seg.get('label')!r}, expected true or false")
+        out.append({"label": label, "text": _scalar_text(seg["text"], f"segments[{i}].text")})
+        for key in seg:
+            if key not in ("label", "text"):
+                rn.add(f"segment key {key!r}: not used")
+    return {"segments": out}
+
+
 def _convert(row: dict[str, Any], source: str, rn: _RowNotes) -> dict[str, Any]:
+    if source == "input_output":
+        if "segments" not in row:
+            raise RowError("input_output row without 'segments'")
+        return _segments(row, rn)
     if source == "alpaca":
         if "instruction" not in row or "output" not in row:
             raise RowError("alpaca row without 'instruction' and 'output'")

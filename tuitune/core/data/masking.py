@@ -26,7 +26,8 @@ class MaskingReport:
 
     ``previews[i]`` belongs to ``rows[i]`` of the sample; ``warnings`` are ``Flag``s (red =
     training would be wrong, amber = worth a look); ``template`` is ``"model"``,
-    ``"chatml-fallback"`` or ``"none"`` (plain text without template).
+    ``"chatml-fallback"``, ``"none"`` (plain text without template) or, for input_output
+    segments, ``"not used (input_output segments)"``.
     """
 
     plan: LossPlan
@@ -121,6 +122,8 @@ def check_masking(
     template = (
         "model" if had_template else ("chatml-fallback" if plan.fallback_template else "none")
     )
+    if plan.data_format == "input_output":
+        template = "not used (input_output segments)"
     report = MaskingReport(plan, previews, rows, template, eos_token_ids(tokenizer, model_dir))
     warn = report.warnings.append
     if plan.fallback_template:

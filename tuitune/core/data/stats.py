@@ -66,6 +66,10 @@ def token_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[int]:
     """Tokens per row as the model sees them (chat template applied), batched for speed."""
     from tuitune.core.data.templates import ensure_chat_template, render
 
+    if rows and "segments" in rows[0]:  # input_output: tokenized per segment, as trained
+        from tuitune.core.data.training_view import tokenize_segments
+
+        return [len(tokenize_segments(r["segments"], tokenizer)["input_ids"]) for r in rows]
     ensure_chat_template(tokenizer)
     lengths: list[int] = []
     for start in range(0, len(rows), _BATCH):

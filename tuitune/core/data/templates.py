@@ -82,6 +82,8 @@ def render(tokenizer: Any, row: dict[str, Any]) -> str:
     """The text the model sees for one standard-form row (for previews and length counts);
     a row's ``tools`` go to the template as ``apply_chat_template`` takes them."""
     tools = row.get("tools") or None
+    if "segments" in row:  # Axolotl input_output: concatenated as written, no template
+        return "".join(seg["text"] for seg in row["segments"])
     if "messages" in row:
         return tokenizer.apply_chat_template(_turns(row["messages"]), tools=tools, tokenize=False)
     if "chosen" in row:

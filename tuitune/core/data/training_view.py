@@ -34,6 +34,12 @@ The loss modes (``LossPlan.mode``):
   the trained turns as above.
 - ``completion_only``: plain-text prompt/completion without a chat template,
   ``completion_only_loss=True`` (TRL's completion mask).
+- ``labelled_segments``: Axolotl's template-free ``input_output`` rows. As Axolotl does it,
+  each segment's text is tokenized on its own without special tokens and the ids are
+  concatenated (no chat template: BOS, EOS and spacing are the text's own); the segments
+  labelled true are trained. tuitune hands TRL ``input_ids`` + ``assistant_masks`` as for
+  conversations. With completion-only loss off every segment is trained (Axolotl's
+  ``train_on_inputs``).
 - ``all_tokens``: plain text, or completion-only loss turned off: every token is trained.
 
 Unpaired preference (KTO) rows train with SFT as prompt/completion on their desirable
@@ -52,7 +58,7 @@ from tuitune.core.data.templates import chat_template_of, ensure_chat_template
 from tuitune.core.errors import TuituneError
 
 IGNORE_INDEX = -100
-SFT_FORMATS = ("messages", "prompt_completion", "text", "unpaired_preference")
+SFT_FORMATS = ("messages", "prompt_completion", "text", "unpaired_preference", "input_output")
 PREFERENCE_FORMATS = ("preference",)
 
 
@@ -233,6 +239,8 @@ def plan_loss(
             fix="use DPO or reward modelling for preference data, or give SFT data",
         )
     plan = LossPlan(mode="all_tokens", data_format=data_format)
+    if data_format == "input_output":
+        return _segments_plan(plan, completion_only_loss, rows)
     if data_format == "text":
         plan.notes.append("plain text: every token is trained (there is no prompt to mask)")
         return plan
@@ -309,6 +317,41 @@ def plan_loss(
     return plan
 
 
+def _segments_plan(
+    plan: LossPlan, completion_only_loss: bool, rows: Sequence[dict[str, Any]]
+) -> LossPlan:
+    plan.notes.append(
+        "Axolotl input_output: each segment is tokenized as written and the segments are "
+        "concatenated (no chat template, no special tokens added: BOS, EOS and spacing are "
+        "the text's own)"
+    )
+    if completion_only_loss:
+        plan.mode = "labelled_segments"
+        masked = sum(1 for r in rows if any(not s["label"] for s in r["segments"]))
+        plan.notes.append(
+            "segments labelled true are trained, those labelled false are masked"
+            + (f"; {masked} rows have masked segments" if masked else "")
+        )
+    else:
+        plan.notes.append("completion-only loss is off: every segment is trained")
+    return plan
+
+
+def tokenize_segments(
+    segments: list[dict[str, Any]], tokenizer: Any, *, labelled: bool = True
+) -> dict[str, Any]:
+    """``input_ids`` and ``assistant_masks`` for one input_output row, as Axolotl builds them:
+    each segment tokenized alone with ``add_special_tokens=False``, ids concatenated, the
+    mask 1 on the segments labelled true (on all of them when ``labelled`` is False)."""
+    ids: list[int] = []
+    mask: list[int] = []
+    for seg in segments:
+        part = tokenizer(seg["text"], add_special_tokens=False)["input_ids"]
+        ids += part
+        mask += [1 if seg["label"] or not labelled else 0] * len(part)
+    return {"input_ids": ids, "assistant_masks": mask}
+
+
 def is_trained_turn(m: dict[str, Any]) -> bool:
     """A turn carries loss: its weight when given, else assistant turns only."""
     return bool(m.get("weight", 1 if m["role"] == "assistant" else 0))
@@ -377,7 +420,15 @@ def tokenize_conversation(
 
 def to_trainer_row(row: dict[str, Any], plan: LossPlan, tokenizer: Any = None) -> dict[str, Any]:
     """One curated row in the form the plan feeds to SFTTrainer (tokenized for
-    conversations: ``input_ids`` + ``assistant_masks``)."""
+    conversations and input_output segments: ``input_ids`` + ``assistant_masks``)."""
+    if plan.data_format == "input_output":
+        if tokenizer is None:
+            raise TuituneError("tokenizing input_output segments needs the tokenizer")
+        if "segments" not in row:
+            raise TuituneError("a row has no segments", fix="prepare the data again")
+        return tokenize_segments(
+            row["segments"], tokenizer, labelled=plan.mode == "labelled_segments"
+        )
     if plan.per_turn:
         msgs = conversation_turns(row) or _wrapped(row, plan)
         if msgs is None:

@@ -141,6 +141,8 @@ class TemplateScreen(StepScreen):
         rows = p.get("rows") or []
         if self.index < len(rows) and p["plan"].per_turn:
             info.append(f"  ({turn_summary(rows[self.index], p['plan'].mode)})")
+        elif self.index < len(rows) and "segments" in rows[self.index]:
+            info.append(f"  ({segment_summary(rows[self.index], p['plan'].mode)})")
         for note in p["plan"].notes:
             info.append(f"\n - {note}")
         for w in warnings:
@@ -183,10 +185,17 @@ def turn_summary(row: dict[str, Any], mode: str) -> str:
     return text + f"; masked: {fmt(masked)}"
 
 
+def segment_summary(row: dict[str, Any], mode: str) -> str:
+    """ "trained segments: 3; masked: 1" for an Axolotl input_output row."""
+    segs = row["segments"]
+    trained = sum(1 for s in segs if s["label"] or mode != "labelled_segments")
+    return f"trained segments: {trained}; masked: {len(segs) - trained}"
+
+
 def template_warnings(p: dict[str, Any], pv: Any) -> list[str]:
     """No template, every label masked, EOS missing from what is trained."""
     out = []
-    if not p["had_template"]:
+    if not p["had_template"] and p["plan"].fallback_template:
         out.append("the model has no chat template: ChatML is used (and saved with the adapter)")
     if pv.trained_count == 0:
         out.append("every label is masked (-100): this example teaches nothing")
