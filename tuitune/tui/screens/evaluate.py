@@ -38,6 +38,7 @@ class EvaluateScreen(StepScreen):
         self._shown: Any = None
         self._state: tuple[Any, ...] | None = None
         self._auto_tried = False  # an attached run finishes loading after mount: start once
+        self._confirm_finish = False
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="eval-status")
@@ -93,6 +94,16 @@ class EvaluateScreen(StepScreen):
     def action_next(self) -> None:
         """Finish: save, and leave the paths on the terminal after the app closes."""
         app = self.tapp
+        if app.eval_status and not self._confirm_finish:
+            # the evaluation's worker thread holds the app open until its child ends
+            self._confirm_finish = True
+            self.notify(
+                "an evaluation is still running: Finish waits for it to end (its report goes "
+                "into the run). Press Finish again to close and wait.",
+                severity="warning",
+                timeout=10,
+            )
+            return
         app.save_session()
         app.finish_lines = finish_lines(app)
         app.exit(0)
