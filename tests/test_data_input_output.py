@@ -162,3 +162,25 @@ def test_data_check_shows_trained_segments(tiny_model_plain: Path, tmp_path: Pat
     report = json.loads(capsys.readouterr().out)
     assert rc == 0 and report["format"]["source"] == "input_output"
     assert report["masking"]["mode"] == "labelled_segments"
+
+
+def test_exports_keep_the_segments(tmp_path: Path) -> None:
+    """Axolotl reads the curated segments as they are (type: input_output); TRL and
+    LLaMA-Factory configs have no such form and are refused with the fix."""
+    from tuitune.core.errors import TuituneError
+    from tuitune.core.export import axolotl_config, export_run
+    from tuitune.core.rundir import RunDir
+
+    spec = TrainSpec(
+        model="m", train_file="train.jsonl", data_format="input_output", output_dir="r"
+    )
+    dataset = axolotl_config(spec)["datasets"][0]
+    assert dataset["type"] == "input_output" and dataset["path"] == "train.jsonl"
+    assert axolotl_config(spec)["train_on_inputs"] is False
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.spec.write_text(spec.to_json())
+    for fmt in ("trl", "llamafactory"):
+        with pytest.raises(TuituneError, match=f"{fmt} has no form for input_output data"):
+            export_run(run, fmt, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

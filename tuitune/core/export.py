@@ -241,6 +241,9 @@ def axolotl_config(spec: TrainSpec) -> dict[str, Any]:
             }
         )
         cfg["train_on_inputs"] = not spec.completion_only_loss
+    elif spec.data_format == "input_output":  # the curated rows are Axolotl's own segments
+        dataset.update(type="input_output")
+        cfg["train_on_inputs"] = not spec.completion_only_loss
     else:
         dataset.update(type="completion", field="text")
     cfg["datasets"] = [dataset]
@@ -424,6 +427,13 @@ def export_run(run: RunDir, fmt: str, out: Path | None = None, *, force: bool = 
         return merge_adapter(run, out, force=force)
     spec = TrainSpec.load(run.spec)
     target = out or run.exports
+    if spec.data_format == "input_output" and fmt in ("trl", "llamafactory"):
+        raise TuituneError(
+            f"{fmt} has no form for input_output data (labelled segments trained without a "
+            "chat template): the config would train other tokens",
+            fix="export -f axolotl (its type: input_output reads the curated segments as they "
+            "are), or -f adapter / merged for the trained model",
+        )
     if fmt == "trl":
         command = f"trl {_TRL_COMMAND[spec.method]} --config"
         refuse_existing(target / "trl.yaml", force=force)
