@@ -235,7 +235,7 @@ def test_exports_refuse_to_replace_an_existing_output_without_force(lora_run, tm
     cfg = tmp_path / "cfg"
     assert cli(["export", str(lora_run.root), "-f", "trl", "--out", str(cfg)]) == 0
     assert (cfg / "trl.yaml").stat().st_mode & 0o777 == plain
-    assert (lora_run.run_json.stat().st_mode & 0o777) == plain or not lora_run.run_json.exists()
+    assert not lora_run.run_json.exists() or (lora_run.run_json.stat().st_mode & 0o777) == plain
     assert cli(["export", str(lora_run.root), "-f", "trl", "--out", str(cfg)]) == 2
 
 

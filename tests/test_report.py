@@ -124,7 +124,7 @@ def test_compare_prints_runs_side_by_side(tmp_path: Path, capsys) -> None:
         run = _run(tmp_path, name)
         write_json_atomic(run.eval / "results.json", _results(run, applied=applied).data)
         runs.append(str(run.root))
-    assert compare.run(argparse.Namespace(runs=runs)) == 0
+    assert compare.run(argparse.Namespace(runs=runs, json=False)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["metric", "n", "base", "run-a", "run-b"]
     em = next(line for line in out if line.startswith("exact match"))
@@ -143,7 +143,7 @@ def test_compare_names_a_run_without_results(tmp_path: Path) -> None:
 
     run = _run(tmp_path)
     with pytest.raises(TuituneError, match="no evaluation results"):
-        compare.run(argparse.Namespace(runs=[str(run.root)]))
+        compare.run(argparse.Namespace(runs=[str(run.root)], json=False))
 
 
 def test_perplexity_in_the_forgetting_group_is_not_a_percentage() -> None:
