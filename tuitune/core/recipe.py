@@ -280,8 +280,8 @@ def _setup_fields(spec: TrainSpec) -> dict[str, Any]:
     if attn not in est.ATTN_IMPLEMENTATIONS:
         attn = "sdpa"
     dtype = "bf16" if spec.bf16 else "fp16" if spec.fp16 else "fp32"
-    if method == "qlora":
-        dtype = "bf16"
+    if method == "qlora" and dtype == "fp32":
+        dtype = "bf16"  # 4-bit weights need a GPU; a T4's fp16 flag is kept (core.precision)
     return dict(
         method=method,
         objective=objective,
