@@ -276,8 +276,6 @@ _WS_WORK = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 
 
-# Whitespace that normalising would change inside a span (interior runs, tabs, line ends).
-_WS_INSIDE = re.compile(r"\S[ \t\u00a0\u2000-\u200b\u3000]{2,}\S|\S\t|[ \t]\n")
 _JSON_OPEN = re.compile(r"[{\[]")
 
 
@@ -324,10 +322,10 @@ def normalize_whitespace_code(text: str) -> tuple[str, bool]:
         return text, False
     work, held = set_aside_code(text)
     if looks_like_code(work):
-        return text, bool(_WS_INSIDE.search(text))
+        return text, _normalize_prose(text) != text
     work = set_aside_json(work, held)
-    kept = any(_WS_INSIDE.search(span) for span in held)
-    return restore_code(_normalize_prose(work), held), kept
+    out = restore_code(_normalize_prose(work), held)
+    return out, bool(held) and _normalize_prose(text) != out
 
 
 def normalize_whitespace(text: str) -> str:
