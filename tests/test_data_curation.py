@@ -55,6 +55,18 @@ def test_whitespace_leaves_code_and_json_alone() -> None:
     assert normalize_whitespace("a  [not json  here") == "a [not json here"
 
 
+def test_whitespace_json_scan_stays_linear_on_stray_brackets() -> None:
+    import time
+
+    start = time.perf_counter()
+    assert normalize_whitespace("[" * 100_000 + "  x") == "[" * 100_000 + " x"
+    # every failed parse costs a scan of the text (the error's line number): the misses
+    # are capped, or this row alone would take tens of seconds
+    unclosed = '{"a": "' + "x  " * 50_000 + " {" * 50_000
+    assert normalize_whitespace(unclosed).startswith('{"a": "x x x')
+    assert time.perf_counter() - start < 5
+
+
 @pytest.mark.parametrize(
     ("text", "kind"),
     [

@@ -277,6 +277,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 
 
 _JSON_OPEN = re.compile(r"[{\[]")
+_JSON_MISSES = 64
 
 
 def set_aside_json(text: str, held: list[str]) -> str:
@@ -289,12 +290,18 @@ def set_aside_json(text: str, held: list[str]) -> str:
     decoder = json.JSONDecoder()
     out: list[str] = []
     pos = 0
+    misses = 0  # bounded, so a text of many stray brackets stays linear
     for m in _JSON_OPEN.finditer(text):
         if m.start() < pos:
             continue
         try:
             value, end = decoder.raw_decode(text, m.start())
-        except (ValueError, RecursionError):
+        except RecursionError:
+            break  # nested deeper than Python parses: no tool call looks like that
+        except ValueError:
+            misses += 1
+            if misses > _JSON_MISSES:
+                break
             continue
         if not isinstance(value, (dict, list)) or not value:
             continue
