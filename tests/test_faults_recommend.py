@@ -150,3 +150,36 @@ def test_largest_fitting_is_the_biggest_model_that_fits() -> None:
     assert largest_fitting(_gpu_with_capacity(0.01 * GiB), method="lora") is None
     fam = largest_fitting(hw, method="lora", family="SmolLM2")
     assert fam is None or fam.family == "SmolLM2"
+
+
+def test_cpu_rows_use_the_cpu_setup_and_qlora_rows_are_complete() -> None:
+    import dataclasses
+
+    from tuitune.core import model_catalog
+    from tuitune.core.estimate import ModelShape
+
+    cpu = dataclasses.replace(probe(nvml=FakeNVML([])), ram_available_bytes=64 * GiB)
+    rows = what_fits(cpu, methods=("qlora", "lora"), family="SmolLM2")
+    entry = next(e for e in model_catalog.CATALOG if e.name == "SmolLM2-135M-Instruct")
+    shape = ModelShape.from_config(entry.config, name=entry.name)
+    cell = {(r.model, r.method): r for r in rows}
+    q = cell[(entry.name, "qlora")]
+    assert (q.model, q.family, q.size, q.params) == (
+        entry.name, entry.family, entry.size, shape.param_count(),
+    )  # fmt: skip
+    assert q.bytes_needed == 0 and q.verdict == NO
+    lean = TrainSetup(method="lora", seq_len=1024, micro_batch=1, grad_ckpt=True,
+                      optim="adamw_torch", dtype="fp32")  # fmt: skip
+    assert cell[(entry.name, "lora")].bytes_needed == needed_bytes(estimate(shape, lean))
+
+
+def test_what_fits_and_largest_fitting_defaults_and_margin() -> None:
+    hw = _gpu_with_capacity(40 * GiB)
+    assert what_fits(hw) == what_fits(hw, seq_len=1024, micro_batch=1, margin=0.10)
+    assert largest_fitting(hw) == largest_fitting(hw, method="lora", seq_len=1024)
+    strict = what_fits(hw, margin=0.5)
+    loose = what_fits(hw)
+    assert sum(r.verdict == FITS for r in strict) < sum(r.verdict == FITS for r in loose)
+    best = largest_fitting(hw, method="lora", seq_len=4096)
+    row = {(r.model, r.method): r for r in what_fits(hw, methods=("lora",), seq_len=4096)}
+    assert best == row[(best.model, "lora")]
