@@ -679,7 +679,7 @@ def estimate(shape: ModelShape, setup: TrainSetup) -> MemoryEstimate:
         phases["loading"] = {"weights": weights, "workspace": 4 * largest * prec.weight_bytes()}
     phase = max(phases, key=lambda k: sum(phases[k].values()))
     components = dict.fromkeys(_COMPONENTS, 0)
-    components.update(phases[phase])
+    components.update({k: int(v) for k, v in phases[phase].items()})  # bytes are whole
     allocated = sum(components.values())
     frac = ALLOCATOR_FRACTION + (ALLOCATOR_FULL_EXTRA if setup.method == "full" else 0.0)
     reserved = int(allocated * (1 + frac) + ALLOCATOR_CONSTANT)
