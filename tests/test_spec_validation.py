@@ -43,6 +43,7 @@ def _write(tmp_path: Path, model: Path, *, spec: dict, rows: list[dict], **extra
 
 SFT = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(8)]
 PREF = [{"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}"} for i in range(8)]
+TEXT = [{"text": f"document number {i} about nothing much"} for i in range(8)]
 
 CASES = {
     "lora_r -8": ({"lora_r": -8}, SFT, {}, "lora_r"),
@@ -55,6 +56,7 @@ CASES = {
     "SFT on preference data": ({"method": "lora"}, PREF, {}, "preference pairs"),
     "max_length over the context": ({"max_length": 4096}, SFT, {}, "context of 512"),
     "bf16 and fp16": ({"bf16": True, "fp16": True}, SFT, {}, "fp16"),
+    "a task scoring text rows": ({}, TEXT, {"evaluation": {"task": "exact_match"}}, "eval_file"),
 }
 
 

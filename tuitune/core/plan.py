@@ -412,6 +412,18 @@ def validate(
                 f"is {spec.method} (supervised fine-tuning); the data is preference pairs",
                 "use method dpo (or reward) for chosen/rejected data",
             )
+        if (
+            data_format in ("text", "input_output")
+            and session.evaluation.task
+            and not session.evaluation.eval_file
+        ):
+            fail(
+                "evaluation.eval_file",
+                f"is empty, and the validation rows of {data_format} data have no prompt to "
+                "answer, so the task cannot score them",
+                "give evaluation.eval_file with messages or prompt/completion rows, or clear "
+                "evaluation.task",
+            )
         if spec.method == "reward" and data_format == "unpaired_preference":
             fail(
                 "spec.method",
