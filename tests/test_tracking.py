@@ -42,3 +42,28 @@ def test_tensorboard_run_writes_event_files_and_default_run_none(tiny_model, dat
     rc, plain = train(make_spec(tiny_model, data, tmp_path / "plain", max_steps=1))
     assert rc == 0
     assert not list(plain.root.rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="needs tensorboard")
+def test_preparing_a_run_says_where_tracked_metrics_go(tiny_model, tmp_path):
+    import json
+
+    from tuitune.core.launch import prepare_run
+    from tuitune.core.models import resolve_model
+    from tuitune.core.rundir import new_run_dir
+    from tuitune.core.session import load_session
+
+    rows = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(8)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"max_steps": 1, "report_to": ["tensorboard"]}
+    session = {
+        "schema_version": 1,
+        "model": {"ref": str(tiny_model)},
+        "data": {"train": ["d.jsonl"]},
+    }
+    (tmp_path / "s.json").write_text(json.dumps({**session, "spec": spec}))
+    s = load_session(tmp_path / "s.json")
+    run = new_run_dir(tmp_path / "runs")
+    lines: list[str] = []
+    prepare_run(s, s.train_spec(), resolve_model(str(tiny_model)), run, progress=lines.append)
+    assert f"tracking: tensorboard: local files in {tensorboard_dir(run)}" in lines[0]

@@ -124,7 +124,10 @@ def replay(
 
     from tuitune.core.plan import launch_plan
     from tuitune.core.runs import final_reason, wait_run
+    from tuitune.core.tracking import where_it_goes
 
+    for name in plan.spec.report_to:  # where the metrics go, before anything is sent
+        say.line(f"tracking: {where_it_goes(name, run)}")
     launched = launch_plan(plan, session, run, model=model, force=force, nodes=nodes)
     nproc = plan.launch.num_processes
     spec, prepared = launched.spec, launched.prepared

@@ -59,10 +59,13 @@ def prepare_run(
     """Curate the session's data into ``run.data``; return the spec to launch and the
     ``PreparedData`` (manifest, report, counts)."""
     from tuitune.core.runs import mark_failed
-    from tuitune.core.tracking import check_report_to
+    from tuitune.core.tracking import check_report_to, where_it_goes
 
     try:
         check_report_to(spec.report_to)  # a tracker that is not installed fails before any work
+        for name in spec.report_to:  # say where the metrics go before anything is sent
+            if progress:
+                progress(f"tracking: {where_it_goes(name, run)}")
         prepared = prepare_session_data(
             session, run.data, model, seed=spec.seed, max_length=spec.max_length, progress=progress
         )
