@@ -210,9 +210,13 @@ def gpu_device() -> Device:
 
 
 def cpu_device() -> Device:
-    from tuitune.core.recipe import env_device
+    """This CPU, with the memory available now as its capacity."""
+    import platform
 
-    return env_device()
+    import psutil
+
+    free = int(psutil.virtual_memory().available)
+    return Device("cpu", platform.machine(), free, free)
 
 
 # --------------------------------------------------------------------------------------

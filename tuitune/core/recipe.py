@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -658,21 +657,3 @@ def choose_recipe(
         estimated_peak_bytes=chosen.peak or None,
         capacity_bytes=capacity or None,
     )
-
-
-def env_device() -> Device:
-    """This machine's device via torch (for benchmarks and tests; imports torch)."""
-    import torch
-
-    if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        props = torch.cuda.get_device_properties(0)
-        return Device(
-            "cuda",
-            props.name,
-            int(total),
-            int(free),
-            (props.major, props.minor),
-            torch.cuda.device_count(),
-        )
-    return Device("cpu", os.uname().machine, _mem_available(), _mem_available())
