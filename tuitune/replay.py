@@ -100,7 +100,7 @@ def replay(
         say.line(trust)
     check_inputs(session)
     # The plan: validated before any data preparation; a plan that does not fit stops here
-    from tuitune.core.plan import check_fit, make_plan
+    from tuitune.core.plan import NO_TOKENIZER, check_fit, make_plan
 
     changes = {**(overrides or {}), **({"seed": seed} if seed is not None else {})}
     plan = make_plan(
@@ -113,6 +113,16 @@ def replay(
     say.line(f"model: resolving {session.model.ref!r}")
     model = resolve_model(session.model.ref)
     say.line(f"model: {model.name} ({model.source}) at {model.path}")
+    if any(n.startswith(NO_TOKENIZER) for n in plan.notes):
+        # The model was not on disk when planning (the default's first conversion): plan again
+        # with its tokenizer, so a fresh machine launches what every later replay does.
+        plan = make_plan(
+            session, overrides=changes, replan=replan, num_processes=num_processes, nodes=nodes
+        )
+        say.line("plan: again, now with the data measured by the model's tokenizer")
+        for text in plan.lines():
+            say.line(text)
+        check_fit(plan, force=force)
 
     if nodes.is_worker:
         run = new_worker_dir(out, nodes)

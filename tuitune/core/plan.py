@@ -320,6 +320,9 @@ def detect_data_format(session: Session, sample: int = 200) -> tuple[str | None,
     return guess.target, f"detected {guess.name} on the first {len(rows)} rows"
 
 
+NO_TOKENIZER = "no tokenizer at hand"  # the plan's note when it could not measure the data
+
+
 def data_token_lengths(
     session: Session, folder: Path | None, *, limit: int = 20000
 ) -> tuple[list[int] | None, str]:
@@ -328,7 +331,7 @@ def data_token_lengths(
     if folder is None or not any(
         (folder / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")
     ):
-        return None, "no tokenizer at hand (only the model's config): planned on max_length"
+        return None, NO_TOKENIZER + " (only the model's config): planned on max_length"
     try:
         from tuitune.core.data.prepare import load_tokenizer, read_and_convert
         from tuitune.core.data.stats import token_lengths
