@@ -120,6 +120,12 @@ def test_bitsandbytes_kernels_line_is_silenced(capsys) -> None:
             records.append(record)
 
     handler = Keep()
+    # Earlier tests may have imported bitsandbytes or configured logging (a level, or a
+    # disabled logger): test the filter itself, on a logger that emits warnings.
+    level, disabled, off = logger.level, logger.disabled, logging.root.manager.disable
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
+    logging.disable(logging.NOTSET)
     logger.addHandler(handler)
     try:
         logger.warning(
@@ -129,4 +135,7 @@ def test_bitsandbytes_kernels_line_is_silenced(capsys) -> None:
         logger.warning("something else")
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.disabled = disabled
+        logging.disable(off)
     assert [r.getMessage() for r in records] == ["something else"]
