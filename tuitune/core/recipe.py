@@ -262,41 +262,6 @@ class LengthProfile:
 EstimateFn = Callable[[TrainSpec], int]
 
 
-def _setup_fields(spec: TrainSpec) -> dict[str, Any]:
-    method = "qlora" if spec.method == "qlora" or spec.load_in_4bit else spec.method
-    objective = "sft"
-    if method in ("dpo", "reward", "grpo"):
-        objective = "dpo" if method == "dpo" else "sft"
-        method = "qlora" if spec.load_in_4bit else "lora"
-    optim = spec.optim
-    if method == "qlora" and optim == "adamw_torch":
-        optim = "paged_adamw_8bit"
-    from tuitune.core import estimate as est
-
-    if optim not in est.OPTIMIZERS:
-        optim = "adamw_torch"
-    attn = spec.attn_implementation or "sdpa"
-    if attn not in est.ATTN_IMPLEMENTATIONS:
-        attn = "sdpa"
-    dtype = "bf16" if spec.bf16 else "fp16" if spec.fp16 else "fp32"
-    if method == "qlora" and dtype == "fp32":
-        dtype = "bf16"  # 4-bit weights need a GPU; a T4's fp16 flag is kept (core.precision)
-    return dict(
-        method=method,
-        objective=objective,
-        seq_len=spec.max_length,
-        micro_batch=spec.per_device_train_batch_size,
-        grad_ckpt=spec.gradient_checkpointing,
-        lora_r=spec.lora_r,
-        lora_targets=tuple(spec.lora_target_modules),
-        lora_dropout=spec.lora_dropout,
-        use_dora=spec.use_dora,
-        optim=optim,
-        attn_impl=attn,
-        dtype=dtype,
-    )
-
-
 def default_estimate(spec: TrainSpec) -> int:
     """Peak reserved bytes of ``spec`` by tuitune's estimator (``tuitune.core.estimate``).
 
@@ -304,8 +269,9 @@ def default_estimate(spec: TrainSpec) -> int:
     rows); without it this is the worst case (every batch padded to ``max_length``).
     """
     from tuitune.core import estimate as est
+    from tuitune.core.spec_memory import spec_setup
 
-    return est.estimate_model(spec.model, est.TrainSetup(**_setup_fields(spec))).peak_reserved
+    return est.estimate_model(spec.model, spec_setup(spec)).peak_reserved
 
 
 def model_params(model: str) -> int | None:
