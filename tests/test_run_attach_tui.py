@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_tui import recorded_events, write_run
+from test_tui import _workers, recorded_events, write_run
 
 from tuitune.core.session import Session
 from tuitune.tui.app import TuituneApp
@@ -27,7 +27,7 @@ async def test_attach_from_start_restores_the_runs_session(tmp_path: Path) -> No
     (run.root / "session.json").write_text(json.dumps(own.to_dict()))
     app = TuituneApp(new_session())
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
+        await _workers(pilot)
         await pilot.pause()
         ol = app.screen.query_one(OptionList)
         labels = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]

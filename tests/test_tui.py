@@ -277,7 +277,7 @@ def data_app(tmp_path: Path, tiny_model_plain: Path) -> TuituneApp:
 async def test_data_and_template_screens_show_core_results(data_app: TuituneApp) -> None:
     app = data_app
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
+        await _workers(pilot)
         await pilot.pause()
         summary = str(app.screen.query_one("#data-summary", Static).render())
         assert "messages" in summary and "38 train / 2 validation" in summary  # 5% split
@@ -287,7 +287,7 @@ async def test_data_and_template_screens_show_core_results(data_app: TuituneApp)
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.screen.STEP == "template"
-        await app.workers.wait_for_complete()
+        await _workers(pilot)
         await pilot.pause()
         info = str(app.screen.query_one("#template-info", Static).render())
         assert "trained" in info and "Loss: assistant turns" in info
@@ -306,7 +306,7 @@ async def test_hardware_shows_fake_gpu_fit_table_and_recommendation(tmp_path: Pa
     )
     app = make_app(tmp_path, step="hardware", probe_kwargs={"nvml": fake})
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
+        await _workers(pilot)
         await pilot.pause()
         devices = app.screen.query_one("#devices", DataTable)
         assert "RTX 4090" in devices.get_row_at(0)[0]
@@ -351,7 +351,7 @@ async def test_start_offers_resume_and_attach(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         from textual.widgets import OptionList
 
-        await app.workers.wait_for_complete()  # the runs are listed by a worker
+        await _workers(pilot)  # the runs are listed by a worker
         await pilot.pause()
         ol = app.screen.query_one(OptionList)
         labels = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
@@ -382,7 +382,7 @@ def test_a_session_from_elsewhere_is_copied_not_written(tmp_path: Path) -> None:
 async def test_model_screen_lists_the_catalog_and_refuses_a_bad_path(tmp_path: Path) -> None:
     app = make_app(tmp_path, step="model")
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
+        await _workers(pilot)
         await pilot.pause()
         table = app.screen.query_one("#catalog", DataTable)
         ids = [str(table.get_row_at(i)[3]) for i in range(table.row_count)]

@@ -36,6 +36,14 @@ async def _settle(pilot) -> None:
         await pilot.pause(0.3)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause(0.3)
+    await _quiet(pilot)
+
+
+async def _quiet(pilot) -> None:
+    """Toasts time out on the wall clock, so whether one is still up at the screenshot
+    depends on the machine's speed: take them down (their text is tested in test_tui)."""
+    pilot.app.clear_notifications()
+    await pilot.pause(0.1)
 
 
 def build(step: str, tmp_path: Path, model: Path):
@@ -48,11 +56,14 @@ def build(step: str, tmp_path: Path, model: Path):
     model = Path("./tiny-model")
     fake = {"nvml": FakeNVML([FakeGpu(name="NVIDIA H100 80GB HBM3", total_gib=80.0, used_gib=0.5)])}
     if step == "template":
-        app = make_app(tmp_path, model=model, step="data", probe_kwargs=fake)
+        # started on Template, the App reads the data on the Data step, then moves on by itself
+        app = make_app(tmp_path, model=model, step="template", probe_kwargs=fake)
 
         async def before(pilot) -> None:
-            await _settle(pilot)
-            await pilot.press("ctrl+n")
+            for _ in range(200):
+                if getattr(pilot.app.screen, "STEP", "") == "template":
+                    break
+                await pilot.pause(0.1)
             await _settle(pilot)
 
         return app, before
@@ -95,6 +106,7 @@ def build(step: str, tmp_path: Path, model: Path):
                 await pilot.pause(0.2)
                 pilot.app.eval_status = ""
             await pilot.pause(0.8)
+            await _quiet(pilot)
 
         return app, before
     app = make_app(tmp_path, model=model, step=step, probe_kwargs=fake)
