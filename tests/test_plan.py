@@ -93,6 +93,24 @@ def test_v100_full_sft_of_a_1_5b_model_does_not_fit_with_adamw(tmp_path: Path) -
     plan_mod.check_fit(plan, force=True)
 
 
+def test_v100_full_sft_inside_the_margin_is_refused_as_not_fitting(tmp_path: Path) -> None:
+    """With every lever (8-bit paged AdamW, max_length 256) the estimate lands inside the 10%
+    margin: that is the estimator's own error, so the gate stops it like a plan that does not
+    fit, and says so."""
+    p = _session(tmp_path, "Qwen2.5-1.5B-Instruct", SFT, {"method": "full"})
+    plan = make_plan(load_session(p), gpu="V100-16GB")
+    assert plan.verdict == "tight" and not plan.fits, plan.memory_line()
+    assert plan.spec.method == "full"  # what the user asked for is kept, and judged
+    assert "may run out of memory" in plan.memory_line()
+    assert plan.advice[0].startswith("does not fit with the 10% margin")
+    assert plan_mod.fit_refusal(plan) and "tight" in plan_mod.fit_refusal(plan)
+    with pytest.raises(TuituneError, match="tight"):
+        plan_mod.check_fit(plan)
+    plan_mod.check_fit(plan, force=True)
+    roomy = make_plan(load_session(p), gpu="A100-80GB")
+    assert roomy.fits and plan_mod.fit_refusal(roomy) is None and not roomy.advice
+
+
 @pytest.mark.parametrize("method", ["dpo", "reward", "grpo"])
 def test_every_method_plans_with_its_own_defaults(method: str, tmp_path: Path) -> None:
     rows = [json.loads(x) for x in PREFERENCE.read_text().splitlines()[:40]]
@@ -216,3 +234,21 @@ def test_plan_command_json_has_the_five_keys(tmp_path: Path, tiny_model) -> None
     assert {"spec", "levers", "launch", "estimate", "verdict"} <= set(d)
     assert d["launch"]["num_processes"] == 2 and d["spec"]["max_steps"] == 3
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_planned_spec_plans_again_to_itself(tmp_path: Path, tiny_model) -> None:
+    """With packing set in the session the batch counts packed rows (TRL's unit), so the
+    plan's own spec, pinned into a session (a scheduler job's nodes), is planned unchanged."""
+    rows = [{"prompt": "q" * (i % 7 + 1), "completion": "a" * (9 * i + 1)} for i in range(40)]
+    first = make_plan(load_session(_session(tmp_path, str(tiny_model), rows, {})), hardware=CPU)
+    assert first.spec.packing
+    pinned = planned_fields(first.spec)
+    pinned.update(per_device_train_batch_size=3, gradient_accumulation_steps=2)
+    again = make_plan(load_session(_session(tmp_path, str(tiny_model), rows, pinned)), hardware=CPU)
+    s = again.spec
+    assert (s.per_device_train_batch_size, s.gradient_accumulation_steps) == (3, 2)
+    assert again.choice("per_device_train_batch_size").source == "user"
+    assert planned_fields(again.spec) == {
+        **planned_fields(first.spec),
+        **{"per_device_train_batch_size": 3, "gradient_accumulation_steps": 2},
+    }

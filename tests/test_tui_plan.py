@@ -213,3 +213,34 @@ def test_a_bad_keymap_is_refused_with_the_ids(tmp_path: Path) -> None:
     (cfg / "config.toml").write_text('[keymap]\nnxt = "f5"\n')
     with pytest.raises(TuituneError, match="unknown binding id 'keymap.nxt'.*next"):
         load_keymap()
+
+
+async def test_the_train_step_refuses_a_plan_that_does_not_fit_until_asked_again(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The wizard's fit gate is core.plan.fit_refusal, as replay's: Start on a plan that does
+    not fit (a 7B full fine-tune on a 24 GB GPU) launches nothing and says why; a second
+    Start is the explicit override."""
+    from tuitune.core import paths
+
+    app = make_app(tmp_path, step="train", probe_kwargs=FAKE)
+    app.session.model.ref = "Qwen/Qwen2.5-7B-Instruct"
+    app.session.spec = {"method": "full"}
+    launched = []
+    monkeypatch.setattr(
+        "tuitune.core.plan.launch_plan", lambda *a, **k: launched.append(k.get("force"))
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _workers(pilot)
+        app.start_training()
+        await _workers(pilot)
+        said = [n.message for n in app._notifications]
+        assert any("not launched" in t and "does not fit" in t for t in said), said
+        assert app.launch_refused and launched == []
+        assert not any(paths.runs_dir().glob("*")) if paths.runs_dir().exists() else True
+        app.start_training()
+        for _ in range(100):  # the launch worker; after it the App tails the (empty) run
+            if launched:
+                break
+            await pilot.pause(0.1)
+        assert launched == [True]

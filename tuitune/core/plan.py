@@ -29,6 +29,7 @@ from typing import Any
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.nodes import SINGLE, Nodes
+from tuitune.core.recommend import DEFAULT_MARGIN
 from tuitune.core.session import Session
 from tuitune.core.spec import TrainSpec
 
@@ -111,7 +112,13 @@ class Plan:
 
     @property
     def fits(self) -> bool:
-        return self.verdict != NO
+        """Launchable without an override: the estimate fits with the margin kept free."""
+        return self.verdict == FITS
+
+    @property
+    def verdict_words(self) -> str:
+        """The verdict as a user reads it."""
+        return "does not fit" if self.verdict == NO else self.verdict
 
     @property
     def needed_bytes(self) -> int:
@@ -133,10 +140,15 @@ class Plan:
         if self.estimate is None:
             return f"memory not estimated ({a.get('why', 'unknown architecture')})"
         where = f" of {format_bytes(self.capacity_bytes)} usable" if self.capacity_bytes else ""
+        tight = (
+            f"; inside the {DEFAULT_MARGIN:.0%} margin: may run out of memory"
+            if self.verdict == TIGHT
+            else ""
+        )
         return (
-            f"{format_bytes(self.needed_bytes)}{where} per device: {self.verdict} "
+            f"{format_bytes(self.needed_bytes)}{where} per device: {self.verdict_words} "
             f"({a['method']}, {a['dtype']}, seq {a['seq_len']} x micro-batch {a['micro_batch']}, "
-            f"checkpointing {'on' if a['gradient_checkpointing'] else 'off'})"
+            f"checkpointing {'on' if a['gradient_checkpointing'] else 'off'}){tight}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -491,7 +503,11 @@ def _advice(spec: TrainSpec, hw: Any, rec: Any) -> list[str]:
             continue
         if fld == "method" and (spec.method == "qlora" or spec.load_in_4bit or not hw.gpus):
             continue
-        if fld == "attn_implementation" and (not hw.gpus or v == "flash_attention_2"):
+        if fld == "attn_implementation" and (
+            not hw.gpus
+            or v == "flash_attention_2"
+            or any(tuple(g.compute_capability or (0, 0)) < (8, 0) for g in hw.gpus)
+        ):  # FlashAttention 2 needs Ampere or newer
             continue
         if fld == "bf16" and (spec.bf16 or not hw.gpus or not all(g.bf16 for g in hw.gpus)):
             continue
@@ -675,8 +691,8 @@ def make_plan(
     packing_on = bool(recipe.spec_overrides.get("packing"))
     for name, value in recipe.spec_overrides.items():
         if name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
-            if name in user and not packing_on:
-                continue
+            if name in user and (not packing_on or "packing" in user):
+                continue  # the user's batch, in the user's units: kept as theirs
             why = batch_reason
             if name in user:
                 why = f"from your {given[name]} ({batch_reason})"
@@ -725,15 +741,21 @@ def make_plan(
         "lora_dropout": spec.lora_dropout if spec.uses_peft else None,
         "why": why_no_shape,
     }
-    advice = _advice(spec, hw, rec) if word == NO else []
-    if word == NO and est is not None:
+    advice = _advice(spec, hw, rec) if word != FITS else []
+    if word != FITS and est is not None:
         from tuitune.core.estimate import format_bytes
         from tuitune.core.recommend import needed_bytes
 
         levers_left = any(a[:1].isdigit() for a in advice)
+        header = (
+            "does not fit"
+            if word == NO
+            else f"does not fit with the {DEFAULT_MARGIN:.0%} margin the estimate keeps (its "
+            "error against measured peaks is up to 10%, so an out-of-memory is likely)"
+        )
         advice.insert(
             0,
-            f"does not fit: needs {format_bytes(needed_bytes(est))} per device, "
+            f"{header}: needs {format_bytes(needed_bytes(est))} per device, "
             f"{format_bytes(capacity)} usable; "
             + ("try, in this order:" if levers_left else "no lever of the checklist is left:"),
         )
@@ -785,11 +807,22 @@ def _command(procs: int, fsdp: bool, *, cuda: bool, nodes: Nodes = SINGLE) -> li
 # --------------------------------------------------------------------------------------
 
 
+def fit_refusal(plan: Plan) -> str | None:
+    """Why the fit gate stops ``plan``, or None. A tight plan (over the margin, under the
+    capacity) is stopped too: the margin is about the estimator's error, so it is a coin toss."""
+    if plan.verdict == FITS:
+        return None
+    what = "does not fit" if plan.verdict == NO else "is tight on"
+    return f"the plan {what} this machine: {plan.memory_line()}"
+
+
 def check_fit(plan: Plan, *, force: bool = False) -> None:
-    """A plan the estimate says does not fit is not launched unless forced."""
-    if plan.verdict == NO and not force:
+    """A plan the estimate says does not fit (or only without the margin) is not launched
+    unless forced."""
+    refusal = fit_refusal(plan)
+    if refusal and not force:
         raise TuituneError(
-            "the plan does not fit this machine: " + plan.memory_line(),
+            refusal,
             path=plan.session_path or None,
             fix="; ".join(a for a in plan.advice[1:4]) + "; or --force to launch anyway",
         )

@@ -463,8 +463,9 @@ def choose_recipe(
     become packed rows of ``max_length`` tokens carrying the same tokens on average.
 
     ``fixed`` names the TrainSpec fields the user set: their values are kept and the lever
-    says so (with packing on, a fixed batch is still the user's examples per step, carried
-    in packed rows).
+    says so. With packing on by the recipe, a fixed batch is still the user's examples per
+    step, carried in packed rows; with packing set on by the user, the batch counts packed
+    rows, as in TRL (so a spec tuitune planned and pinned plans again to itself).
     """
     device = device_of(hardware, use_cpu=spec.use_cpu)
     estimate_fn = estimate_fn or default_estimate
@@ -486,14 +487,17 @@ def choose_recipe(
     if "torch_compile" in fixed and spec.torch_compile:
         compile_lever = Lever("torch_compile", True, yours)
     keep_ckpt = "gradient_checkpointing" in fixed
-    keep_batch = not packing.on and bool(
+    rows_given = packing.on and "packing" in fixed  # the user's batch already counts rows
+    keep_batch = (not packing.on or rows_given) and bool(
         {"per_device_train_batch_size", "gradient_accumulation_steps"} & fixed
     )
 
     # Units per optimizer step: examples (padded) or packed rows of max_length tokens.
     examples_per_step = spec.per_device_train_batch_size * spec.gradient_accumulation_steps
     units = examples_per_step
-    if packing.on and profile is not None:
+    if rows_given:
+        notes.append(f"packing set in the session: {units} packed rows per optimizer step")
+    elif packing.on and profile is not None:
         mean = profile.clipped(spec.max_length).mean
         units = max(1, round(examples_per_step * mean / spec.max_length))
         notes.append(

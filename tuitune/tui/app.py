@@ -349,21 +349,22 @@ class TuituneApp(App[int]):
         the same path as ``tuitune replay`` (fit gate, data preparation, processes)."""
         session = self.session
         try:
-            from tuitune.core.plan import launch_plan, make_plan
+            from tuitune.core.plan import fit_refusal, launch_plan, make_plan
             from tuitune.core.probe import probe
             from tuitune.core.rundir import new_run_dir
 
             self.post_message(m.LaunchProgress("planning..."))
             plan = make_plan(session, hardware=probe(**self.probe_kwargs))
             self.cache["plan"] = plan
-            if plan.verdict == "no" and not force:
+            refusal = fit_refusal(plan)
+            if refusal and not force:
                 self.call_from_thread(setattr, self, "launch_refused", True)
                 self.post_message(m.LaunchProgress(""))
                 advice = "; ".join(plan.advice[1:4])
                 self.post_message(
                     m.WorkFailed(
-                        "the plan does not fit",
-                        f"{plan.memory_line()}. Try: {advice}. Press s again to launch anyway",
+                        "not launched",
+                        f"{refusal}. Try: {advice}. Press s again to launch anyway",
                     )
                 )
                 return

@@ -461,8 +461,8 @@ class ConfigureScreen(StepScreen):
                 "before DPO. Train an SFT run (lora) in this session first and pick its adapter "
                 "in init_adapter, or go on knowingly."
             )
-        if self.plan is not None and self.plan.verdict == "no":
-            out.append("does not fit: " + "; ".join(self.plan.advice[1:4]))
+        if self.plan is not None and not self.plan.fits:
+            out.append(f"{self.plan.verdict_words}: " + "; ".join(self.plan.advice[1:4]))
         return out
 
     def show_problems(self) -> None:
