@@ -101,7 +101,7 @@ def main() -> int:
         base_rss = peak_rss_mb()
         tokenizer = None
         if args.model != "none":
-            from tuitune.core.models import resolve_model
+            from tuitune.core.models.resolve import resolve_model
 
             t = time.perf_counter()
             model_dir = resolve_model(args.model).path

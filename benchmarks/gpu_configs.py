@@ -1,7 +1,7 @@
 """What ``benchmarks/gpu_proof.py`` measures: the memory rows, the random pool, the speed
 cases, the QLoRA end-to-end run and the forced OOM, each as plain data.
 
-Architectures are the published configs bundled in ``tuitune.core.model_catalog`` (the same
+Architectures are the published configs bundled in ``tuitune.core.models.catalog`` (the same
 numbers the estimator reads), so a row names the model family a user would pick. For the CPU
 dry run each architecture has a tiny stand-in of the same ``model_type`` (same code path in
 transformers, PEFT and TRL: tied or untied embeddings, q/k/v biases, Gemma-2's extra norms and
@@ -14,7 +14,7 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-# Short names -> catalog entries (tuitune.core.model_catalog.find accepts these).
+# Short names -> catalog entries (tuitune.core.models.catalog.find accepts these).
 ARCHS = {
     "SmolLM2-135M": "SmolLM2-135M-Instruct",
     "SmolLM2-360M": "SmolLM2-360M-Instruct",
@@ -33,11 +33,11 @@ METHODS = ("full", "lora", "dora", "qlora", "dpo", "grpo")
 
 def arch_config(arch: str) -> dict[str, Any]:
     """The published config of ``arch`` (a copy), from the bundled catalogue."""
-    from tuitune.core import model_catalog
+    from tuitune.core.models import catalog as model_catalog
 
     entry = model_catalog.find(ARCHS[arch])
     if entry is None:
-        raise KeyError(f"{arch} ({ARCHS[arch]}) is not in tuitune.core.model_catalog")
+        raise KeyError(f"{arch} ({ARCHS[arch]}) is not in tuitune.core.models.catalog")
     return dict(entry.config)
 
 

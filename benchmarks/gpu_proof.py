@@ -72,13 +72,13 @@ GPU_REQUIRED = ("bitsandbytes", "pynvml")
 OPTIONAL = ("liger_kernel",)
 TUITUNE_MODULES = (
     "tuitune.replay",
-    "tuitune.core.launch",
-    "tuitune.core.runs",
-    "tuitune.core.estimate",
-    "tuitune.core.recipe",
-    "tuitune.core.chat",
-    "tuitune.core.export",
-    "tuitune.core.evaluation",
+    "tuitune.core.training.launch",
+    "tuitune.core.runs.process",
+    "tuitune.core.hardware.estimate",
+    "tuitune.core.hardware.recipe",
+    "tuitune.core.ship.chat",
+    "tuitune.core.ship.export",
+    "tuitune.core.evaluation.scoring",
     "tuitune.runner.train",
     "tuitune.runner.build",
     "tuitune.runner.evaluate",
@@ -169,7 +169,7 @@ class Gpu:
         return cls(name, int(mem.total), (int(cc[0]), int(cc[1])), h)
 
     def device(self, budget: int | None = None) -> Any:
-        from tuitune.core.recipe import Device
+        from tuitune.core.hardware.recipe import Device
 
         free = int(budget) if budget else 0
         return Device("cuda", self.name, self.total, free, self.capability)
@@ -292,7 +292,7 @@ class Models:
         return int(self.config(arch)["vocab_size"])
 
     def bytes_on_disk(self, arch: str) -> int:
-        from tuitune.core.estimate import ModelShape
+        from tuitune.core.hardware.estimate import ModelShape
 
         return 2 * ModelShape.from_config(self.config(arch)).param_count()
 
@@ -450,8 +450,8 @@ def predict(session_path: Path, *, gpu: Gpu | None, dry: bool) -> dict[str, Any]
             return out
         except Exception as e:  # the plan is new: its failure is a finding, not a crash
             out["plan_error"] = f"{type(e).__name__}: {e}"
-    from tuitune.core import estimate as est_mod
-    from tuitune.core import recipe
+    from tuitune.core.hardware import estimate as est_mod
+    from tuitune.core.hardware import recipe
 
     spec = session.train_spec().replace(model=session.model.ref)
     est = est_mod.estimate_model(spec.model, est_mod.TrainSetup(**recipe._setup_fields(spec)))
@@ -883,7 +883,7 @@ def run_qlora_e2e(
             "device_peak_nvml": (nvml.device_peak or 0) - base,
             "output_tail": (p.stdout + p.stderr)[-800:],
         }
-    from tuitune.core.estimate import ModelShape, TrainSetup, estimate
+    from tuitune.core.hardware.estimate import ModelShape, TrainSetup, estimate
 
     shape = ModelShape.from_config(cfgs.arch_config(case.arch))
     w4 = estimate(shape, TrainSetup(method="qlora")).components["weights"]
@@ -1113,7 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_module()
     say(
         f"gpu proof: {'DRY RUN on CPU' if dry else gpu.name}, part {args.part}, seed {seed}, "
-        f"work {work}, plan: {'tuitune.core.plan' if plan else 'absent (estimator fallback)'}"
+        f"work {work}, plan: {'tuitune.core.training.plan' if plan else 'absent (estimator fallback)'}"
     )
     problems: list[str] = []
     if imports is not None and imports["missing"]:
@@ -1128,7 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": seed,
         "env": {
             "device": "CPU (dry run)" if dry else f"{gpu.name}, {gpu.total / GiB:.1f} GiB",
-            "plan": "tuitune.core.plan" if plan else "estimator (plan not in this tree)",
+            "plan": "tuitune.core.training.plan" if plan else "estimator (plan not in this tree)",
             "python": sys.version.split()[0],
         },
         "problems": problems,

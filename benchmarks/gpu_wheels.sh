@@ -14,7 +14,7 @@
 # curation, which the proof's sessions turn off: random letters have no near-duplicates, and
 # scipy alone is 35 MB), matplotlib (the report's loss-curve PNG is skipped without it),
 # rouge-score / sacrebleu (the proof evaluates with exact_match).
-# tests/test_gpu_proof.py's dry run and a replay under benchmarks/README.md's "image check"
+# tests/cli/test_gpu_proof.py's dry run and a replay under benchmarks/README.md's "image check"
 # (those modules blocked) show that nothing else is imported.
 #
 #   benchmarks/gpu_wheels.sh            # download into .whl/ and check the size

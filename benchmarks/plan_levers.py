@@ -4,7 +4,7 @@ both see the same load on a shared machine; ``--serial`` runs one after the othe
 
 "Every lever off" is plain TRL's setup: no packing (padded batches), the model's default
 attention, no Liger, no compile and gradient checkpointing on (TRL's default). Both runs go
-through ``core.plan.launch_plan``; real tokens are the non-padding tokens the runner counts
+through ``core.training.plan.launch_plan``; real tokens are the non-padding tokens the runner counts
 (``include_num_input_tokens_seen="non_padding"``), measured between the first and the last
 step event so model loading and data preparation are not counted.
 
@@ -43,8 +43,8 @@ def real_tokens_per_second(events: list[dict]) -> tuple[float, int, float]:
 
 
 def start(label: str, plan, session, root: Path):  # noqa: ANN001, ANN201
-    from tuitune.core.plan import launch_plan
-    from tuitune.core.rundir import RunDir
+    from tuitune.core.runs.rundir import RunDir
+    from tuitune.core.training.plan import launch_plan
 
     run = RunDir(root / label)
     launch_plan(plan, session, run, force=True)
@@ -52,8 +52,8 @@ def start(label: str, plan, session, root: Path):  # noqa: ANN001, ANN201
 
 
 def result(label: str, run) -> dict:  # noqa: ANN001
-    from tuitune.core.events import read_events
-    from tuitune.core.runs import wait_run
+    from tuitune.core.runs.events import read_events
+    from tuitune.core.runs.follow import wait_run
 
     final = wait_run(run)
     if final.get("type") != "finished":
@@ -72,8 +72,8 @@ def main() -> int:
     )
     args = ap.parse_args()
 
-    from tuitune.core.plan import make_plan
     from tuitune.core.session import load_session
+    from tuitune.core.training.plan import make_plan
 
     session = load_session(args.session)
     plan = make_plan(session, overrides={"max_steps": args.steps, "eval_steps": 10_000})

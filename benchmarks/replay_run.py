@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def plan_module() -> Any:
-    """``tuitune.core.plan`` where it is in this tree, else None (estimator fallback)."""
+    """``tuitune.core.training.plan`` where it is in this tree, else None (estimator fallback)."""
     try:
-        return importlib.import_module("tuitune.core.plan")
+        return importlib.import_module("tuitune.core.training.plan")
     except ImportError:
         return None
 

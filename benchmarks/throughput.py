@@ -9,9 +9,9 @@ rate schedule and seed, and about the same real tokens per optimizer step:
   ../shared/GPU.md: ``SFTTrainer`` defaults (batches padded to their longest example,
   gradient checkpointing on), bf16 on a GPU, LoRA r16 / alpha 32 on all linear layers;
 - tuitune: a session holding the user's settings, its speed levers chosen by tuitune's plan
-  (``tuitune.core.plan``; the recipe, ``choose_recipe``, where the plan is not in the tree)
+  (``tuitune.core.training.plan``; the recipe, ``choose_recipe``, where the plan is not in the tree)
   for this machine and this data, capped on a GPU at the baseline's measured peak memory, and
-  launched by ``tuitune.core.plan.launch_plan``, the launch ``tuitune replay`` itself calls
+  launched by ``tuitune.core.training.plan.launch_plan``, the launch ``tuitune replay`` itself calls
   (data preparation, fit gate, ``start_run``, the runner). The replay command has no memory cap
   of its own, so the capped plan is made here (``make_plan`` with the probe's free memory cut
   to the baseline's peak) and launched through the same function.
@@ -62,7 +62,7 @@ import gpu_configs  # noqa: E402
 from gpu_configs import SpeedCase as Case  # noqa: E402
 from replay_run import read_events, write_session  # noqa: E402
 
-from tuitune.core.recipe import Device  # noqa: E402
+from tuitune.core.hardware.recipe import Device  # noqa: E402
 from tuitune.core.spec import TrainSpec  # noqa: E402
 
 GiB = 2**30
@@ -88,9 +88,9 @@ GPU_PEAK = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12,
 
 def gpu_peak_flops(name: str) -> float | None:
     """Dense bf16 peak FLOP/s of the GPU called ``name``: the plan's GPU table
-    (``tuitune.core.gpu_table``), else the small table above."""
+    (``tuitune.core.hardware.gpu_table``), else the small table above."""
     try:
-        from tuitune.core.gpu_table import find_gpu
+        from tuitune.core.hardware.gpu_table import find_gpu
     except ImportError:
         find_gpu = None  # type: ignore[assignment]
     card = find_gpu(name) if find_gpu else None
@@ -189,7 +189,7 @@ def matmul_peak_cpu() -> float:
 
 def matmul_params(model_dir: Path) -> int:
     """Parameters that take part in matmuls per token: all but an untied input embedding."""
-    from tuitune.core import estimate
+    from tuitune.core.hardware import estimate
 
     shape = estimate.load_shape(model_dir)
     untied_embedding = 0 if shape.tie_word_embeddings else shape.embedding_params()
@@ -402,11 +402,11 @@ def capped_hardware(device: Device, budget: int | None) -> Any:
     the run for the baseline's peak."""
     import dataclasses
 
-    from tuitune.core import probe
-    from tuitune.core.recommend import CUDA_CONTEXT_BYTES
+    from tuitune.core.hardware import probe
+    from tuitune.core.hardware.recommend import CUDA_CONTEXT_BYTES
 
     if device.name.startswith("planned "):
-        from tuitune.core.gpu_table import hardware_for
+        from tuitune.core.hardware.gpu_table import hardware_for
 
         hw = hardware_for(device.name.removeprefix("planned "))
     else:
@@ -420,8 +420,8 @@ def capped_hardware(device: Device, budget: int | None) -> Any:
 def make_capped_plan(
     session_path: Path, device: Device, lengths: list[int], budget: int | None
 ) -> Any:
-    from tuitune.core.plan import make_plan
     from tuitune.core.session import load_session
+    from tuitune.core.training.plan import make_plan
 
     hw = capped_hardware(device, budget)
     return make_plan(load_session(session_path), hardware=hw, data_stats=lengths)
@@ -441,10 +441,10 @@ def run_tuitune(
     budget: int | None,
 ) -> tuple[dict, list[tuple[str, str, str]], TrainSpec, str]:
     """One tuitune arm: the session, its plan capped at ``budget``, launched as replay does."""
-    from tuitune.core.plan import launch_plan
-    from tuitune.core.rundir import new_run_dir
-    from tuitune.core.runs import wait_run
+    from tuitune.core.runs.follow import wait_run
+    from tuitune.core.runs.rundir import new_run_dir
     from tuitune.core.session import load_session
+    from tuitune.core.training.plan import launch_plan
 
     gpu = device.cuda
     work.mkdir(parents=True, exist_ok=True)

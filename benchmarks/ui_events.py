@@ -46,7 +46,7 @@ MAX_PAINT_P95_S = 1.0
 
 WRITER = r"""
 import json, sys, time
-from tuitune.core.events import EventWriter
+from tuitune.core.runs.events import EventWriter
 path, rate, seconds, first, template = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 events = [json.loads(l) for l in open(template)]
 w = EventWriter(path)
@@ -189,14 +189,14 @@ class Probe:
 
 
 def write_run(root: Path, prefix: list[dict[str, Any]]) -> Any:
-    from tuitune.core.events import EventWriter
-    from tuitune.core.rundir import RunDir
-    from tuitune.core.runs import _proc_start_time
+    from tuitune.core.runs.events import EventWriter
+    from tuitune.core.runs.pids import proc_start_time
+    from tuitune.core.runs.rundir import RunDir
 
     run = RunDir(root)
     root.mkdir(parents=True, exist_ok=True)
     # The viewer checks the run's pid every 2 s: this process stands in for the child.
-    info = {"run_id": run.id, "pid": os.getpid(), "pid_start": _proc_start_time(os.getpid())}
+    info = {"run_id": run.id, "pid": os.getpid(), "pid_start": proc_start_time(os.getpid())}
     run.run_json.write_text(json.dumps(info))
     with EventWriter(run.events) as w:
         w.emit("start", run_id=run.id, method="lora", model="bench", pid=os.getpid(),
@@ -264,7 +264,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         TrainScreen.redraw = original  # type: ignore[method-assign]
 
-    from tuitune.core.events import read_events
+    from tuitune.core.runs.events import read_events
 
     written = [e for e in read_events(run.events) if e.get("type") == "step" and e["step"] >= first]
     latencies = []

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tuitune.core.estimate import GiB, ModelShape, TrainSetup, estimate  # noqa: E402
+from tuitune.core.hardware.estimate import GiB, ModelShape, TrainSetup, estimate  # noqa: E402
 
 ARCH = json.loads((ROOT / "benchmarks" / "gpu_reference_grid.json").read_text())["architectures"]
 # id, arch, method, seq, batch, grad_ckpt, lora_r, targets
@@ -154,7 +154,7 @@ def cpu() -> int:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from tuitune.core.estimate import _optimizer_bytes, _trainable_tensor_sizes
+    from tuitune.core.hardware.estimate import _optimizer_bytes, _trainable_tensor_sizes
 
     tiny = {
         "llama": dict(

@@ -27,13 +27,13 @@ MINUTES="${MUTANTS_MINUTES:-0}"
 # recommend(): its checklist's reason strings make most of its ~860 mutants; the verdicts it
 # acts on are verdict/_fits/needed_bytes/device_capacity/what_fits, mutated in full.
 MODULES=(
-  "atomic|tuitune/core/atomic.py|tests/test_faults_atomic.py tests/test_sessions.py|all"
-  "dedup|tuitune/core/data/dedup.py|tests/test_faults_dedup.py tests/test_data_curation.py -k not+token_length|all"
-  "pii|tuitune/core/data/pii.py|tests/test_faults_pii.py tests/test_data_curation.py -k not+token_length|all"
-  "forgetting|tuitune/core/forgetting.py|tests/test_mixture_effect.py tests/test_faults_forgetting.py|all"
-  "evaluation|tuitune/core/evaluation.py|tests/test_eval_stats.py tests/test_faults_eval.py|*x_paired_bootstrap* *x_compare* *x_finalize* *x__per_example_mean* *x__agg_w* *x__mean* *Comparison*verdict*"
-  "recommend|tuitune/core/recommend.py|tests/test_recommend.py tests/test_faults_recommend.py|*x_verdict* *x__fits* *x_needed_bytes* *x_device_capacity* *x_what_fits* *x_largest_fitting* *x__memory_setup*"
-  "estimate|tuitune/core/estimate.py|tests/test_estimate.py tests/test_faults_estimate.py -k not+runner|*x_estimate* *x__optimizer_bytes* *x__weight_bytes* *x__trainable* *x__trainable_dtype_bytes* *x__trainable_tensor_sizes* *x__compute_bytes* *MemoryEstimate*fits*"
+  "atomic|tuitune/core/atomic.py|tests/runs/test_faults_atomic.py tests/training/test_sessions.py|all"
+  "dedup|tuitune/core/data/dedup.py|tests/data/test_faults_dedup.py tests/data/test_data_curation.py -k not+token_length|all"
+  "pii|tuitune/core/data/pii.py|tests/data/test_faults_pii.py tests/data/test_data_curation.py -k not+token_length|all"
+  "forgetting|tuitune/core/evaluation/forgetting.py|tests/evaluation/test_mixture_effect.py tests/evaluation/test_faults_forgetting.py|all"
+  "evaluation|tuitune/core/evaluation/scoring.py|tests/evaluation/test_eval_stats.py tests/evaluation/test_faults_eval.py|*x_paired_bootstrap* *x_compare* *x_finalize* *x__per_example_mean* *x__agg_w* *x__mean* *Comparison*verdict*"
+  "recommend|tuitune/core/hardware/recommend.py|tests/hardware/test_recommend.py tests/hardware/test_faults_recommend.py|*x_verdict* *x__fits* *x_needed_bytes* *x_device_capacity* *x_what_fits* *x_largest_fitting* *x__memory_setup*"
+  "estimate|tuitune/core/hardware/estimate.py|tests/hardware/test_estimate.py tests/hardware/test_faults_estimate.py -k not+runner|*x_estimate* *x__optimizer_bytes* *x__weight_bytes* *x__trainable* *x__trainable_dtype_bytes* *x__trainable_tensor_sizes* *x__compute_bytes* *MemoryEstimate*fits*"
 )
 
 [[ -x "$MUTMUT" ]] || {

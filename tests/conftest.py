@@ -3,10 +3,12 @@ per session, and the embedded default model converted once per machine."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from runner_kit import people, write_rows
 
 CHATML_WITH_GENERATION = (
     "{% for message in messages %}"
@@ -113,7 +115,7 @@ def tiny_model_plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded SmolLM2-135M-Instruct, converted once per machine (about 25 s)."""
-    from tuitune.core import models
+    from tuitune.core.models import resolve as models
 
     home = tmp_path_factory.mktemp("home-default")
     (home / "cache").mkdir()
@@ -141,3 +143,27 @@ def one_thread():
         os.environ.pop("OMP_NUM_THREADS", None)
     else:
         os.environ["OMP_NUM_THREADS"] = env
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Short chat and preference files (answers fit the tiny model's max_length)."""
+    d = tmp_path_factory.mktemp("runner-data")
+    chats, prefs = [], []
+    for name, age, city in people(48, 0):
+        user = {"role": "user", "content": f"{name} is {age}, lives in {city}."}
+        answer = json.dumps({"name": name, "age": age, "city": city})
+        chats.append({"messages": [user, {"role": "assistant", "content": answer}]})
+        prefs.append(
+            {
+                "prompt": [user],
+                "chosen": [{"role": "assistant", "content": answer}],
+                "rejected": [{"role": "assistant", "content": f"{name} lives in {city}."}],
+            }
+        )
+    return {
+        "train": write_rows(d / "train.jsonl", chats[:40]),
+        "eval": write_rows(d / "eval.jsonl", chats[40:]),
+        "pref_train": write_rows(d / "pref.jsonl", prefs[:40]),
+        "pref_eval": write_rows(d / "pref_eval.jsonl", prefs[40:]),
+    }

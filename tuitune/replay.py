@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.follow import EventPrinter
-from tuitune.core.nodes import SINGLE, Nodes, finish_worker, new_worker_dir
-from tuitune.core.rundir import RunDir, new_run_dir
+from tuitune.core.models.resolve import resolve_model
+from tuitune.core.runs.follow import EventPrinter, wait_run
+from tuitune.core.runs.nodes import SINGLE, Nodes, finish_worker, new_worker_dir
+from tuitune.core.runs.process import final_reason
+from tuitune.core.runs.rundir import RunDir, new_run_dir
+from tuitune.core.runs.session_of import save_run_session
+from tuitune.core.runs.tracking import where_it_goes
 from tuitune.core.session import Session, load_session, trust_remote_code_line
+from tuitune.core.spec import parse_set
+from tuitune.core.training.launch import evaluate_session_run
+from tuitune.core.training.plan import NO_TOKENIZER, check_fit, launch_plan, make_plan
 
 
 @dataclass
@@ -31,8 +38,6 @@ class ReplayResult:
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``key=value`` pairs for TrainSpec fields, typed and checked (``spec.parse_set``)."""
-    from tuitune.core.spec import parse_set
-
     return parse_set(items)  # typed and range-checked by the field's declared rule
 
 
@@ -64,7 +69,7 @@ def check_inputs(session: Session) -> tuple[list[Path], list[Path]]:
     return train, evals
 
 
-# The replay's progress lines come from the one follower/formatter (core.follow).
+# The replay's progress lines come from the one follower/formatter (core.runs.follow).
 Printer = EventPrinter
 
 
@@ -87,9 +92,6 @@ def replay(
     --rdzv``). The ``--node-rank 0`` machine holds the run and evaluates it; the others train
     into a worker folder and return when their part of the training ends.
     """
-    from tuitune.core.models import resolve_model
-    from tuitune.core.run_session import save_run_session
-
     stream = stream or sys.stdout
     say = Printer(stream)
     session = load_session(session_path)
@@ -100,7 +102,6 @@ def replay(
         say.line(trust)
     check_inputs(session)
     # The plan: validated before any data preparation; a plan that does not fit stops here
-    from tuitune.core.plan import NO_TOKENIZER, check_fit, make_plan
 
     changes = {**(overrides or {}), **({"seed": seed} if seed is not None else {})}
     plan = make_plan(
@@ -131,10 +132,6 @@ def replay(
         run = new_run_dir(out)
         say.line(f"run: {run.root}")
         save_run_session(run, session)
-
-    from tuitune.core.plan import launch_plan
-    from tuitune.core.runs import final_reason, wait_run
-    from tuitune.core.tracking import where_it_goes
 
     for name in plan.spec.report_to:  # where the metrics go, before anything is sent
         say.line(f"tracking: {where_it_goes(name, run)}")
@@ -179,8 +176,6 @@ def replay(
     rows: list[tuple[str, ...]] = []
     report: Path | None = None
     if session.evaluation.task or session.evaluation.eval_file:
-        from tuitune.core.launch import evaluate_session_run
-
         # Base vs tuned for every method, as the wizard evaluates (one core function)
         with say.heartbeat("eval"):  # a line at least every 10 s, also in CI logs
             _results, report, rows = evaluate_session_run(session, run, spec, on_event=handle)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from tuitune.core.events import FINAL_TYPES
+from tuitune.core.runs.events import FINAL_TYPES
 
 NAME = "attach"
 HELP = "follow a training run (the Train screen, or --plain lines)"
@@ -27,7 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuitune.core.rundir import find_run
+    from tuitune.core.runs.rundir import find_run
 
     run_dir = find_run(args.run)
     if args.plain:
@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plain(run_dir: object, *, follow: bool) -> int:
-    """One line per event (core.follow's formatter), following until the run ends."""
-    from tuitune.core.follow import RunFollower, follow_run, format_event
+    """One line per event (core.runs.follow's formatter), following until the run ends."""
+    from tuitune.core.runs.follow import RunFollower, follow_run, format_event
 
     final = None
     if follow:

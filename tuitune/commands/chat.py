@@ -36,8 +36,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from tuitune.core.chat import Decoding, open_chat, quiet_libraries
-    from tuitune.core.rundir import find_run
+    from tuitune.core.runs.rundir import find_run
+    from tuitune.core.ship.chat import Decoding, open_chat, quiet_libraries
 
     quiet_libraries()
 
@@ -75,8 +75,8 @@ def _settings(ui: _PlainUI, chat) -> None:  # noqa: ANN001 - ChatSession, import
 
 
 def _loop(ui: _PlainUI, chat, run) -> int:  # noqa: ANN001
-    from tuitune.core.chat import example_prompts
     from tuitune.core.errors import TuituneError
+    from tuitune.core.ship.chat import example_prompts
 
     examples: list[str] | None = None
     while True:

@@ -16,7 +16,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def _load(run_dir):  # noqa: ANN001, ANN202 - RunDir -> EvalResults
     from tuitune.core.errors import TuituneError
-    from tuitune.core.evaluation import EvalResults
+    from tuitune.core.evaluation.scoring import EvalResults
 
     path = run_dir.eval / "results.json"
     if not path.is_file():
@@ -29,8 +29,8 @@ def _load(run_dir):  # noqa: ANN001, ANN202 - RunDir -> EvalResults
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuitune.core.report import compare_rows
-    from tuitune.core.rundir import find_run
+    from tuitune.core.evaluation.report import compare_rows
+    from tuitune.core.runs.rundir import find_run
 
     loaded = []
     for ref in args.runs:

@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
 
     model_dir = None
     if args.model:
-        from tuitune.core.models import resolve_model
+        from tuitune.core.models.resolve import resolve_model
 
         model_dir = resolve_model(args.model).path
     progress = None if args.json else (lambda msg: print(f"… {msg}", file=sys.stderr))

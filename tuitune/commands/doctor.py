@@ -17,9 +17,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tuitune.core.probe import GiB, library_versions, probe
-    from tuitune.core.recommend import device_capacity, what_fits
-    from tuitune.core.torch_device import torch_build, torch_gpu_problem_runtime
+    from tuitune.core.hardware.probe import GiB, library_versions, probe
+    from tuitune.core.hardware.recommend import device_capacity, what_fits
+    from tuitune.core.hardware.torch_device import torch_build, torch_gpu_problem_runtime
 
     hw = probe()
     versions = library_versions()

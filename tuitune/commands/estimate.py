@@ -49,13 +49,20 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tuitune.core.estimate import TrainSetup, estimate, format_bytes, load_shape
+    from tuitune.core.hardware.estimate import (
+        ModelShape,
+        TrainSetup,
+        estimate,
+        format_bytes,
+        load_shape,
+    )
 
     if args.list:
-        from tuitune.core.model_catalog import CATALOG
+        from tuitune.core.models.catalog import CATALOG
 
         for m in CATALOG:
-            print(f"{m.family:<20} {m.size:>5}  {m.hf_id:<45} {m.params_b:6.2f}B")
+            billions = ModelShape.from_config(m.config, name=m.name).param_count() / 1e9
+            print(f"{m.family:<20} {m.size:>5}  {m.hf_id:<45} {billions:6.2f}B")
         return 0
     method, objective = TrainSetup.parse_method(args.method)
     optim = args.optim or ("paged_adamw_8bit" if method == "qlora" else "adamw_torch_fused")

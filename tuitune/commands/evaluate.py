@@ -22,9 +22,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from tuitune.core.follow import EventPrinter
-    from tuitune.core.run_eval import evaluate_run
-    from tuitune.core.rundir import find_run
+    from tuitune.core.runs.follow import EventPrinter
+    from tuitune.core.runs.rundir import find_run
+    from tuitune.core.training.evaluate_run import evaluate_run
 
     r = find_run(args.run)
     say = EventPrinter(sys.stderr if args.json else sys.stdout, every_s=10.0, prefix="")

@@ -1,7 +1,7 @@
 """``tuitune export RUN --format ...``: the adapter, a merged model, the run's settings as a
-TRL CLI, Axolotl or LLaMA-Factory config, or (core/ship.py) a 4-/8-bit bitsandbytes save, a
+TRL CLI, Axolotl or LLaMA-Factory config, or (core/ship/quantized.py) a 4-/8-bit bitsandbytes save, a
 GGUF file via llama.cpp's converter, and a model card. From a session (or a run's session):
-a Slurm sbatch script or a SkyPilot task with the plan's spec pinned (core/jobs.py)."""
+a Slurm sbatch script or a SkyPilot task with the plan's spec pinned (core/training/jobs.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import argparse
 NAME = "export"
 HELP = "export a finished run: adapter, merged, 4bit/8bit, gguf, model card, or trainer configs"
 FORMATS = ("adapter", "merged", "trl", "axolotl", "llamafactory")
-SHIP_FORMATS = ("4bit", "8bit", "gguf", "card")  # tuitune.core.ship
-JOB_FORMATS = ("slurm", "skypilot")  # tuitune.core.jobs: from a session
+SHIP_FORMATS = ("4bit", "8bit", "gguf", "card")  # tuitune.core.ship.quantized
+JOB_FORMATS = ("slurm", "skypilot")  # tuitune.core.training.jobs: from a session
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -53,13 +53,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tuitune.core.export import export_run
-    from tuitune.core.rundir import find_run
+    from tuitune.core.runs.rundir import find_run
+    from tuitune.core.ship.export import export_run
 
     formats = args.formats or ["adapter"]
     jobs = [f for f in formats if f in JOB_FORMATS]
     if jobs:
-        from tuitune.core.jobs import JobRequest, load_job_session, plan_for_job, write_job
+        from tuitune.core.training.jobs import JobRequest, load_job_session, plan_for_job, write_job
 
         session = load_job_session(args.run)
         req = JobRequest(nodes=args.nodes, gpu=args.gpu or "", time=args.time, port=args.port)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     for fmt in formats:
         out = Path(args.out) if args.out else None
         if fmt in SHIP_FORMATS:
-            from tuitune.core.ship import ship_run
+            from tuitune.core.ship.quantized import ship_run
 
             kw = {} if fmt == "card" else {"verify": not args.no_verify}
             kw["force"] = args.force

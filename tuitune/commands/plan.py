@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     if args.list_gpus:
-        from tuitune.core.gpu_table import GPUS, GiB
+        from tuitune.core.hardware.gpu_table import GPUS, GiB
 
         for g in GPUS:
             cc = ".".join(map(str, g.compute_capability))
@@ -48,15 +48,15 @@ def run(args: argparse.Namespace) -> int:
                 f"bf16 {'yes' if g.bf16 else 'no ':<3}  {g.tflops_16bit:6.0f} TFLOP/s  {g.name}"
             )
         return 0
-    from tuitune.core.nodes import DEFAULT_PORT, parse_nodes
+    from tuitune.core.runs.nodes import DEFAULT_PORT, parse_nodes
 
     if not args.session:
         from tuitune.core.errors import TuituneError
 
         raise TuituneError("no session given", fix="tuitune plan SESSION (or --list-gpus)")
-    from tuitune.core.plan import make_plan
     from tuitune.core.session import load_session
     from tuitune.core.spec import parse_set
+    from tuitune.core.training.plan import make_plan
 
     overrides = parse_set(args.overrides)
     session = load_session(args.session)

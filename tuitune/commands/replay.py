@@ -36,7 +36,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuitune.core.nodes import parse_nodes
+    from tuitune.core.runs.nodes import parse_nodes
     from tuitune.replay import parse_overrides, print_summary, replay
 
     nodes = parse_nodes(args.nodes, args.node_rank, args.rdzv)

@@ -22,9 +22,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tuitune.core.errors import TuituneError
-    from tuitune.core.follow import EventPrinter as Printer
-    from tuitune.core.rundir import find_run
-    from tuitune.core.runs import last_checkpoint, read_run_json, run_state, start_run, wait_run
+    from tuitune.core.runs.follow import EventPrinter as Printer
+    from tuitune.core.runs.follow import wait_run
+    from tuitune.core.runs.process import last_checkpoint, run_state, start_run
+    from tuitune.core.runs.rundir import find_run, read_run_json
     from tuitune.core.spec import TrainSpec
 
     r = find_run(args.run)
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{r.id}: resuming from {where}, pid {pid}")
     if args.detach:
         return 0
-    from tuitune.core.nodes import finish_worker, nodes_of
+    from tuitune.core.runs.nodes import finish_worker, nodes_of
 
     layout = nodes_of(read_run_json(r))
     if layout.is_worker:  # a worker node: the events are on node 0

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from tuitune.core.paths import runs_dir
-    from tuitune.core.runs import list_runs, prune_runs
+    from tuitune.core.runs.process import list_runs, prune_runs
 
     if args.prune:
         removed = prune_runs(args.out)

@@ -20,8 +20,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuitune.core.rundir import find_run
-    from tuitune.core.runs import last_checkpoint, stop_run
+    from tuitune.core.runs.process import last_checkpoint, stop_run
+    from tuitune.core.runs.rundir import find_run
 
     r = find_run(args.run)
     state = stop_run(r, timeout=args.timeout, force=args.force)

@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tuitune.tui.steps import NEEDS, STEPS
+
 NAME = "wizard"
 HELP = "open the wizard (the default when no command is given)"
 
 # Steps that read what an earlier step produced, and which step produces it.
-NEEDS_DATA = ("template", "configure", "train")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -24,30 +25,30 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--step",
         metavar="STEP",
         default=None,
-        help="step to open at (start, decide, hardware, model, data, template, configure, "
-        "train, evaluate); with --session the default is decide. A step whose inputs are "
+        help=f"step to open at ({', '.join(STEPS)}); with --session the default is decide. "
+        "A step whose inputs are "
         "missing (data for template/configure/train, a finished run for evaluate) is refused",
     )
 
 
 def missing_inputs(session: Any, step: str) -> str | None:
     """Why ``step`` cannot open on this session, with the step to take instead; None if it can."""
-    if step in NEEDS_DATA:
+    if NEEDS[step] == "data":
         files = [session.resolve(p) for p in session.data.train]
         if not files:
             return f"the {step} step needs training data and the session has none"
         absent = [str(p) for p in files if not p.exists()]
         if absent:
             return f"the {step} step needs the session's data, and {absent[0]} does not exist"
-    if step == "evaluate" and finished_run(session) is None:
+    if NEEDS[step] == "run" and finished_run(session) is None:
         return "the evaluate step needs a finished run and the session has none"
     return None
 
 
 def finished_run(session: Any) -> Any:
     """The session's newest finished run, or None."""
-    from tuitune.core.rundir import RunDir
-    from tuitune.core.runs import run_state
+    from tuitune.core.runs.process import run_state
+    from tuitune.core.runs.rundir import RunDir
 
     for root in reversed(session.runs):
         run = RunDir(Path(session.resolve(root)))
@@ -76,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
             from tuitune.tui.defaults import copy_session
 
             session = copy_session(session)
-    from tuitune.tui.app import STEPS, TuituneApp
+    from tuitune.tui.app import TuituneApp
 
     step = args.step or ("decide" if session else "start")
     if step not in STEPS:
         raise TuituneError(f"unknown step {step!r}", fix="use one of " + ", ".join(STEPS))
     attach = None
-    if step not in ("start", "decide", "hardware", "model", "data"):
+    if NEEDS[step]:
         from tuitune.tui.defaults import new_session
 
         check = session or new_session()

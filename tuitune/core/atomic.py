@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tuitune.core.errors import TuituneError
+
 
 def _umask() -> int:
     """The process umask: from /proc on Linux (thread-safe), else by setting and restoring it."""
@@ -66,8 +68,6 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
 def refuse_existing(path: str | Path, *, force: bool) -> None:
     """Exports never replace what is already there unless asked (``--force``): an existing
     ``--out DIR/merged`` may be someone's model."""
-    from tuitune.core.errors import TuituneError
-
     path = Path(path)
     if not force and (path.exists() or path.is_symlink()):
         raise TuituneError(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuitune.core.errors import TuituneError
+
 SEEDS = "the seeds' starting defaults"
 _LORA = {
     "learning_rate": (2e-4, f"2e-4 for LoRA/QLoRA ({SEEDS}: higher than full fine-tuning is OK)"),
@@ -87,7 +89,5 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
 def defaults_for(method: str) -> dict[str, tuple[Any, str]]:
     """TrainSpec field -> (value, reason with its source) for ``method``."""
     if method not in DEFAULTS:
-        from tuitune.core.errors import TuituneError
-
         raise TuituneError(f"unknown method {method!r}", fix="one of " + ", ".join(DEFAULTS))
     return dict(DEFAULTS[method])

@@ -32,7 +32,7 @@ DATA_FORMATS = (
 
 
 # Names the installed libraries accept, bundled so a session is checked without importing
-# transformers (seconds); tests/test_spec_validation.py keeps them equal to transformers'
+# transformers (seconds); tests/training/test_spec_validation.py keeps them equal to transformers'
 # OptimizerNames / SchedulerType and the attention registry.
 OPTIMIZERS = (
     "adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused", "adafactor",

@@ -1,7 +1,7 @@
 """Build the TRL trainer a TrainSpec asks for: SFT (full, LoRA, QLoRA), DPO, reward, GRPO.
 
 Everything here is a thin mapping from spec fields onto TRL / PEFT / transformers objects;
-the training itself is theirs. Dtypes come from the one policy in ``tuitune.core.precision``
+the training itself is theirs. Dtypes come from the one policy in ``tuitune.core.hardware.precision``
 (the estimator counts the same): the load dtype, QLoRA's compute dtype, autocast, and fp32
 trainable parameters wherever the policy says so.
 """
@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuitune.core import precision
+from tuitune.core.data import training_view
 from tuitune.core.errors import TuituneError
-from tuitune.core.nodes import multi_node_env
-from tuitune.core.rundir import RunDir
+from tuitune.core.hardware import precision
+from tuitune.core.hardware.torch_device import INSTALL_HINT, no_cuda_reason
+from tuitune.core.runs.nodes import multi_node_env
+from tuitune.core.runs.rundir import RunDir
 from tuitune.core.spec import TrainSpec
+from tuitune.runner.rewards import grpo_datasets, reward_function
 
 # Fraction of the run between evaluations / checkpoints when the spec says 0 (auto):
 # Trainer reads a float in [0, 1) as a ratio of the total steps.
@@ -41,7 +44,6 @@ def require_gpu_if_asked(spec: TrainSpec) -> None:
     hundreds of times slower."""
     if not precision.spec_wants_gpu(spec) or cuda_available():
         return
-    from tuitune.core.torch_device import INSTALL_HINT, no_cuda_reason
 
     asks = "bf16" if spec.bf16 else "fp16" if spec.fp16 else "4-bit (QLoRA) weights"
     raise TuituneError(
@@ -199,21 +201,13 @@ def common_args(spec: TrainSpec, run: RunDir, *, has_eval: bool) -> dict[str, An
     )
 
 
-def _data_view() -> Any:
-    try:
-        from tuitune.core.data import training_view
-    except ImportError as e:
-        raise TuituneError(f"the data module is missing: {e}", fix="reinstall tuitune") from None
-    return training_view
-
-
 def build_trainer(spec: TrainSpec, run: RunDir, callbacks: list[Any]) -> tuple[Any, Any]:
     """(trainer, tokenizer) for ``spec``; the model is loaded here."""
     if not spec.model or not Path(spec.model).is_dir():
         raise TuituneError(
             "the model directory does not exist",
             path=spec.model or "spec.model",
-            fix="resolve the model before launching (tuitune.core.models.resolve_model)",
+            fix="resolve the model before launching (tuitune.core.models.resolve.resolve_model)",
         )
     require_gpu_if_asked(spec)
     tokenizer = load_tokenizer(spec)
@@ -241,7 +235,7 @@ def build_trainer(spec: TrainSpec, run: RunDir, callbacks: list[Any]) -> tuple[A
 def _build_sft(spec: TrainSpec, run: RunDir, tokenizer: Any, callbacks: list[Any]) -> Any:
     from trl import SFTConfig, SFTTrainer
 
-    inputs = _data_view().sft_trainer_inputs(spec, tokenizer)
+    inputs = training_view.sft_trainer_inputs(spec, tokenizer)
     kwargs = common_args(spec, run, has_eval=inputs.eval is not None)
     kwargs.update(max_length=spec.max_length, packing=spec.packing)
     kwargs.update(inputs.config_kwargs)
@@ -276,7 +270,7 @@ def _with_init_adapter(spec: TrainSpec, model: Any) -> tuple[Any, Any]:
 def _build_dpo(spec: TrainSpec, run: RunDir, tokenizer: Any, callbacks: list[Any]) -> Any:
     from trl import DPOConfig, DPOTrainer
 
-    inputs = _data_view().preference_trainer_inputs(spec, tokenizer)
+    inputs = training_view.preference_trainer_inputs(spec, tokenizer)
     kwargs = common_args(spec, run, has_eval=inputs.eval is not None)
     kwargs.update(max_length=spec.max_length, beta=spec.beta)
     kwargs.update(inputs.config_kwargs)
@@ -296,7 +290,7 @@ def _build_dpo(spec: TrainSpec, run: RunDir, tokenizer: Any, callbacks: list[Any
 def _build_reward(spec: TrainSpec, run: RunDir, tokenizer: Any, callbacks: list[Any]) -> Any:
     from trl import RewardConfig, RewardTrainer
 
-    inputs = _data_view().preference_trainer_inputs(spec, tokenizer)
+    inputs = training_view.preference_trainer_inputs(spec, tokenizer)
     kwargs = common_args(spec, run, has_eval=inputs.eval is not None)
     kwargs.update(max_length=spec.max_length)
     kwargs.update(inputs.config_kwargs)
@@ -315,8 +309,6 @@ def _build_reward(spec: TrainSpec, run: RunDir, tokenizer: Any, callbacks: list[
 
 def _build_grpo(spec: TrainSpec, run: RunDir, tokenizer: Any, callbacks: list[Any]) -> Any:
     from trl import GRPOConfig, GRPOTrainer
-
-    from tuitune.runner.rewards import grpo_datasets, reward_function
 
     train, evals = grpo_datasets(spec)
     kwargs = common_args(spec, run, has_eval=evals is not None)

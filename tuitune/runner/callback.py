@@ -23,7 +23,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from tuitune.core.events import EventWriter
+from tuitune.core.hardware.probe import nvml_index_for_cuda
+from tuitune.core.runs.events import EventWriter
+from tuitune.runner.disk import free_bytes
 
 
 def memory_gib() -> float:
@@ -53,8 +55,6 @@ class GpuUtil:
             self._tried = True
             try:
                 import pynvml
-
-                from tuitune.core.probe import nvml_index_for_cuda
 
                 ordinal = int(os.environ.get("LOCAL_RANK", "0"))
                 # cuda:N is not NVML's N under CUDA_VISIBLE_DEVICES or FASTEST_FIRST order
@@ -180,8 +180,6 @@ class EventCallback(TrainerCallback):
 
     def _check_disk(self, args: Any, state: Any, control: Any, model: Any) -> None:
         """Skip a checkpoint that would not fit and stop, naming the free space."""
-        from tuitune.runner.train import free_bytes
-
         needed = self.checkpoint_bytes or _estimate_checkpoint_bytes(model)
         if not needed:
             return

@@ -1,7 +1,7 @@
 """The evaluation child: ``python -m tuitune.runner.evaluate EVALSPEC.json``.
 
 Runs where training runs (GPU when there is one). The base loads exactly as it was trained
-(``tuitune.core.precision``): nf4 with the run's quantization config for QLoRA, otherwise the
+(``tuitune.core.hardware.precision``): nf4 with the run's quantization config for QLoRA, otherwise the
 dtype the training forward computed in. With a PEFT adapter the base is loaded once and
 evaluated with the adapter disabled (``with model.disable_adapter():``), the tuned model with
 it enabled, so both sides see identical weights, prompts and greedy decoding. A full-SFT
@@ -29,12 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tuitune.core import precision
 from tuitune.core.atomic import write_json_atomic
 from tuitune.core.errors import TuituneError
-from tuitune.core.evaluation import EvalSpec, finalize
-from tuitune.core.events import EventWriter
-from tuitune.core.tasks import get_task, score_all
+from tuitune.core.evaluation.scoring import EvalSpec, finalize
+from tuitune.core.evaluation.tasks import get_task, score_all
+from tuitune.core.hardware import precision
+from tuitune.core.runs.events import EventWriter
 
 GENERAL_MAX_NEW_TOKENS = 48
 PROBE_ROWS = 4

@@ -1,4 +1,4 @@
-"""GRPO's programmatic rewards: a task scorer from tuitune.core.tasks, and its prompts.
+"""GRPO's programmatic rewards: a task scorer from tuitune.core.evaluation.tasks, and its prompts.
 
 Each prompt needs a reference the scorer compares completions with. It comes from the
 row's ``reference`` field when there is one, else from the answer the data already holds
@@ -11,7 +11,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from tuitune.core.data.training_view import read_jsonl
 from tuitune.core.errors import TuituneError
+from tuitune.core.evaluation.tasks import get_task
 from tuitune.core.spec import TrainSpec
 
 DEFAULT_REWARD = "json_extract"
@@ -49,8 +51,6 @@ def prompt_and_reference(row: dict[str, Any]) -> tuple[Any, str] | None:
 def _prompts(path: str) -> Any:
     from datasets import Dataset
 
-    from tuitune.core.data.training_view import read_jsonl
-
     pairs = [p for r in read_jsonl(path) if (p := prompt_and_reference(r)) is not None]
     if not pairs:
         raise TuituneError(
@@ -69,8 +69,6 @@ def grpo_datasets(spec: TrainSpec) -> tuple[Any, Any | None]:
 def reward_function(spec: TrainSpec) -> Callable[..., list[float]]:
     """The task scorer as a TRL reward function: the mean of the task's metrics (all in
     [0, 1]), which rewards partial progress (valid JSON, right keys) and not only exact hits."""
-    from tuitune.core.tasks import get_task
-
     task = get_task(spec.reward_function or DEFAULT_REWARD)
 
     def reward(

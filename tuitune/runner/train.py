@@ -22,7 +22,6 @@ the callback stops the run before a checkpoint that would not fit.
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
 import os
 import shutil
@@ -33,18 +32,23 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tuitune.core.atomic import write_text_atomic
 from tuitune.core.errors import TuituneError
-from tuitune.core.events import EventWriter
-from tuitune.core.nodes import multi_node_env
-from tuitune.core.rundir import RunDir
+from tuitune.core.runs.events import EventWriter
+from tuitune.core.runs.nodes import multi_node_env
+from tuitune.core.runs.process import last_checkpoint, remove_torn_checkpoints
+from tuitune.core.runs.rundir import RunDir
 from tuitune.core.spec import TrainSpec
+from tuitune.runner.build import build_trainer
+from tuitune.runner.callback import EventCallback
+from tuitune.runner.disk import (
+    DISK_ERRNOS,
+    FULL_ERRNOS,
+    disk_error_message,
+    disk_full_error,
+    free_bytes,
+)
 
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-# What a full disk looks like when a library wraps the OSError: torch.save's stream writer,
-# safetensors' Rust IoError.
-_FULL_TEXT = ("no space left on device", "storagefull", "disk quota exceeded")
-_MAYBE_FULL_TEXT = ("file write failed", "unexpected pos")
 BALLAST = ".tuitune-reserve"
 BALLAST_BYTES = 1 << 20  # enough for the final event, the traceback tail and train.log
 GiB = 2**30
@@ -119,7 +123,7 @@ def common_checkpoint(run: RunDir, ckpt: Path | None) -> Path | None:
 
 
 def oom_advice(spec: TrainSpec) -> str:
-    """The memory checklist in its order (as core.recommend applies it): smaller micro-batch
+    """The memory checklist in its order (as core.hardware.recommend applies it): smaller micro-batch
     with more accumulation, gradient checkpointing, QLoRA, shorter sequences, flash
     attention, bf16, lower LoRA rank, paged 8-bit AdamW; only the steps not taken yet."""
     m, a = spec.per_device_train_batch_size, spec.gradient_accumulation_steps
@@ -152,54 +156,6 @@ def is_oom(e: BaseException) -> bool:
     except ImportError:  # accelerate comes with TRL; be safe anyway
         return "out of memory" in str(e).lower()
     return bool(should_reduce_batch_size(e))
-
-
-def free_bytes(path: Path) -> int:
-    """Free bytes where ``path`` lives (``TUITUNE_TEST_FREE_BYTES`` overrides it in tests)."""
-    hook = os.environ.get("TUITUNE_TEST_FREE_BYTES")
-    if hook:
-        return int(hook)
-    p = path
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    try:
-        return shutil.disk_usage(p).free
-    except OSError:
-        return -1
-
-
-def disk_full_error(e: BaseException, where: Path) -> OSError | None:
-    """The disk-full OSError behind ``e`` (its cause chain, or a library's wrapped message),
-    or None when ``e`` is not about a full disk."""
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno in _FULL_ERRNOS:
-            return cur
-        text = str(cur).lower()
-        if any(t in text for t in _FULL_TEXT):
-            return OSError(errno.ENOSPC, "No space left on device", str(where))
-        if any(t in text for t in _MAYBE_FULL_TEXT) and 0 <= free_bytes(where) < 256 * 2**20:
-            return OSError(errno.ENOSPC, "No space left on device", str(where))
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-def disk_error_message(e: OSError) -> tuple[str, str]:
-    """(message, fix) for an OSError that is the disk's or the directory's fault."""
-    where = f" writing {e.filename}" if e.filename else ""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        free = free_bytes(Path(e.filename)) if e.filename else -1
-        left = f" ({free / GiB:.2f} GiB free)" if free >= 0 else ""
-        return (
-            f"disk full{where}: No space left on device{left}",
-            "free disk space (old checkpoints, exports), then tuitune resume RUN",
-        )
-    return (
-        f"cannot write{where}: {e.strerror or e}",
-        "make the run directory writable, then tuitune resume RUN",
-    )
 
 
 def tail(text: str, lines: int = 15) -> str:
@@ -282,7 +238,7 @@ class Child:
             return 2
         except Exception as e:
             full = disk_full_error(e, self.run.root)
-            if full is None and isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+            if full is None and isinstance(e, OSError) and e.errno in DISK_ERRNOS:
                 full = e
             if full is None:
                 return self._crash(e)
@@ -290,10 +246,8 @@ class Child:
 
     def _disk_failure(self, e: OSError, tb: str) -> int:
         """The end of a run the disk stopped: room for the last words first, then say so."""
-        from tuitune.core.runs import remove_torn_checkpoints
-
         self._give_up_ballast()
-        if is_main_process() and e.errno in _FULL_ERRNOS:
+        if is_main_process() and e.errno in FULL_ERRNOS:
             with contextlib.suppress(OSError):
                 remove_torn_checkpoints(self.run)  # a half-written checkpoint frees space
         message, fix = disk_error_message(e)
@@ -336,8 +290,6 @@ class Child:
         return int(getattr(self.callback, "step", 0) or 0)
 
     def _last_ckpt(self) -> str | None:
-        from tuitune.core.runs import last_checkpoint
-
         ckpt = last_checkpoint(self.run)
         return str(ckpt) if ckpt else None
 
@@ -418,8 +370,6 @@ class Child:
             )
             return None
         if is_main_process():
-            from tuitune.core.atomic import write_text_atomic
-
             write_text_atomic(self.run.spec, new.to_json())  # resume must not OOM again
         if trainer is not None:
             args = trainer.args
@@ -449,9 +399,6 @@ class Child:
         return True
 
     def _build(self, spec: TrainSpec) -> tuple[Any, Any]:
-        from tuitune.runner.build import build_trainer
-        from tuitune.runner.callback import EventCallback
-
         callback = EventCallback(
             None, run_id=self.run.id, method=spec.method, model=spec.model, spec=spec.to_dict()
         )
@@ -472,8 +419,6 @@ class Child:
         return trainer, tokenizer
 
     def _train_once(self, spec: TrainSpec, *, resume: bool) -> int:
-        from tuitune.core.runs import last_checkpoint, remove_torn_checkpoints
-
         ckpt = None
         if resume:
             if is_local_main():

@@ -21,33 +21,12 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tuitune.core.events import FINAL_TYPES, RunCurves
-from tuitune.core.rundir import RunDir
+from tuitune.core.runs.events import FINAL_TYPES, RunCurves
+from tuitune.core.runs.rundir import RunDir
 from tuitune.core.session import Session
 from tuitune.tui import messages as m
+from tuitune.tui.steps import STEPS, TITLES
 
-STEPS: tuple[str, ...] = (
-    "start",
-    "decide",
-    "hardware",
-    "model",
-    "data",
-    "template",
-    "configure",
-    "train",
-    "evaluate",
-)
-TITLES = {
-    "start": "Start",
-    "decide": "Decide",
-    "hardware": "Hardware",
-    "model": "Model",
-    "data": "Data",
-    "template": "Template",
-    "configure": "Configure",
-    "train": "Train",
-    "evaluate": "Evaluate",
-}
 LOG_TAIL_LINES = 200
 
 
@@ -156,8 +135,8 @@ class TuituneApp(App[int]):
         return [(", ".join(dict.fromkeys(keys)), what) for what, keys in seen.items()]
 
     def action_name_session(self) -> None:
-        """The user's own name for the session, kept from then on (core.session_names)."""
-        from tuitune.core.session_names import is_user_named, set_user_name
+        """The user's own name for the session, kept from then on (core.models.session_names)."""
+        from tuitune.core.models.session_names import is_user_named, set_user_name
         from tuitune.tui.widgets.name_prompt import NamePrompt
 
         def done(name: str | None) -> None:
@@ -241,8 +220,8 @@ class TuituneApp(App[int]):
 
     def save_session(self) -> None:
         """The session is saved after every step (atomically, see core.session), named
-        after what it holds unless the user named it (core.session_names)."""
-        from tuitune.core.session_names import refresh_name
+        after what it holds unless the user named it (core.models.session_names)."""
+        from tuitune.core.models.session_names import refresh_name
 
         refresh_name(self.session)
         try:
@@ -271,8 +250,8 @@ class TuituneApp(App[int]):
         """The plan for the session on this machine; Configure pre-fills from its choices
         that are not the user's (method defaults, recommendation, recipe)."""
         try:
-            from tuitune.core.plan import make_plan
-            from tuitune.core.probe import probe
+            from tuitune.core.hardware.probe import probe
+            from tuitune.core.training.plan import make_plan
 
             plan = make_plan(self.session, hardware=probe(**self.probe_kwargs))
         except Exception:  # noqa: BLE001 - advice only: Configure falls back to defaults
@@ -301,7 +280,7 @@ class TuituneApp(App[int]):
         saved = self.session.answers.get("decide")
         if prepared is None:
             return
-        from tuitune.core.decision import revisit
+        from tuitune.core.decide.decision import revisit
 
         if isinstance(saved, dict) and saved:
             n = int(prepared.train_rows) + int(prepared.eval_rows)
@@ -345,13 +324,13 @@ class TuituneApp(App[int]):
 
     @work(thread=True, group="launch", exclusive=True, exit_on_error=False)
     def _launch(self, force: bool = False) -> None:
-        """Plan the session on this machine and launch it through ``core.plan.launch_plan``,
+        """Plan the session on this machine and launch it through ``core.training.plan.launch_plan``,
         the same path as ``tuitune replay`` (fit gate, data preparation, processes)."""
         session = self.session
         try:
-            from tuitune.core.plan import fit_refusal, launch_plan, make_plan
-            from tuitune.core.probe import probe
-            from tuitune.core.rundir import new_run_dir
+            from tuitune.core.hardware.probe import probe
+            from tuitune.core.runs.rundir import new_run_dir
+            from tuitune.core.training.plan import fit_refusal, launch_plan, make_plan
 
             self.post_message(m.LaunchProgress("planning..."))
             plan = make_plan(session, hardware=probe(**self.probe_kwargs))
@@ -383,11 +362,11 @@ class TuituneApp(App[int]):
     def attach_run(self, run: RunDir) -> None:
         """Follow a run that is (or was) going: replays its whole curve, then tails it.
 
-        A run of another session brings its own session along (``core.run_session``:
+        A run of another session brings its own session along (``core.runs.session_of``:
         RUN/session.json, the saved session that lists it, or its spec), never a default."""
         if str(run.root) not in self.session.runs:
             from tuitune.core.errors import TuituneError
-            from tuitune.core.run_session import run_session
+            from tuitune.core.runs.session_of import run_session
 
             try:
                 self.session = run_session(run)
@@ -416,10 +395,10 @@ class TuituneApp(App[int]):
 
     @work(group="tail", exclusive=True, exit_on_error=False)
     async def _tail(self, run: RunDir, interval: float = 0.25) -> None:
-        """Follow the run through core.follow (the watcher of attach --plain and the replay)
+        """Follow the run through core.runs.follow (the watcher of attach --plain and the replay)
         until its latest launch ends or its child is found gone (recorded as killed);
         train.log's tail follows along."""
-        from tuitune.core.follow import RunFollower
+        from tuitune.core.runs.follow import RunFollower
 
         follower = RunFollower(run, check_every=2.0)
         log_size = -1
@@ -477,7 +456,7 @@ class TuituneApp(App[int]):
     @work(thread=True, group="stop", exclusive=True, exit_on_error=False)
     def _stop(self, run: RunDir) -> None:
         try:
-            from tuitune.core.runs import stop_run
+            from tuitune.core.runs.process import stop_run
 
             stop_run(run, by="the wizard")
         except Exception as e:  # noqa: BLE001
@@ -495,7 +474,7 @@ class TuituneApp(App[int]):
     @work(thread=True, group="evaluation", exclusive=True, exit_on_error=False)
     def _evaluate(self, run: RunDir) -> None:
         try:
-            from tuitune.core.run_eval import evaluate_run
+            from tuitune.core.training.evaluate_run import evaluate_run
 
             def progress(e: dict[str, Any]) -> None:
                 if e.get("type") == "progress":
@@ -507,7 +486,7 @@ class TuituneApp(App[int]):
                     self.post_message(m.EvaluationProgressed(text))
 
             # the replay's evaluation (base vs tuned, every method); a stopped run: its last
-            # checkpoint (core.run_eval, as `tuitune evaluate RUN`)
+            # checkpoint (core.training.evaluate_run, as `tuitune evaluate RUN`)
             done = evaluate_run(run, self.session, on_event=progress)
             results, report, rows = done.results, done.report, done.rows
         except Exception as e:  # noqa: BLE001
@@ -534,7 +513,7 @@ class TuituneApp(App[int]):
 
     def start_export(self, what: str) -> None:
         """Export the finished run: "adapter", "merged", "configs" (TRL, Axolotl, LLaMA-Factory),
-        or one of core.ship's formats ("4bit", "8bit", "gguf", "card")."""
+        or one of core.ship.quantized's formats ("4bit", "8bit", "gguf", "card")."""
         if self.run_view is None or not self.run_view.finished:
             self.notify("export needs a finished run", severity="warning")
             return
@@ -544,8 +523,8 @@ class TuituneApp(App[int]):
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, run: RunDir, what: str) -> None:
         try:
-            from tuitune.core.export import export_run
-            from tuitune.core.ship import SHIP_FORMATS, ship_run
+            from tuitune.core.ship.export import export_run
+            from tuitune.core.ship.quantized import SHIP_FORMATS, ship_run
 
             if what in SHIP_FORMATS:  # 4bit, 8bit, gguf, card: checked against the run
                 # the wizard writes into the run's own exports folder: refreshing is fine

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from tuitune.core import paths
-from tuitune.core.decision import QUICKSTART_ANSWERS, QUICKSTART_FLAGS, saved_answers
+from tuitune.core.decide.decision import QUICKSTART_ANSWERS, QUICKSTART_FLAGS, saved_answers
 from tuitune.core.session import (
     DataChoice,
     EvalChoice,

@@ -15,8 +15,8 @@ from rich.text import Text
 
 def probe_all(probe_kwargs: dict[str, Any], session: Any) -> tuple[Any, list[Any], Any]:
     """Probe (NVML, or a fake one in tests), the what-fits grid and the recommendation."""
-    from tuitune.core.probe import probe
-    from tuitune.core.recommend import recommend, what_fits
+    from tuitune.core.hardware.probe import probe
+    from tuitune.core.hardware.recommend import recommend, what_fits
 
     hw = probe(**probe_kwargs)
     fits = what_fits(hw)
@@ -29,7 +29,7 @@ def model_for_estimate(session: Any) -> str:
     """What the estimator loads a config from: the default's cached copy, a path or an id."""
     ref = (session.model.ref if session is not None else "") or "default"
     if ref == "default":
-        from tuitune.core.models import resolve_model
+        from tuitune.core.models.resolve import resolve_model
 
         return str(resolve_model(ref).path)
     return ref
@@ -52,7 +52,7 @@ def hardware_summary(hw: Any) -> Text:
 
 def device_rows(hw: Any) -> tuple[list[str], list[list[str]]]:
     """Each GPU (name, total, free, others' use, compute capability, bf16); else CPU / MPS."""
-    from tuitune.core.estimate import format_bytes
+    from tuitune.core.hardware.estimate import format_bytes
 
     header = ["device", "total", "free", "other procs", "compute cap.", "bf16", "flash-attn"]
     rows = []
@@ -87,7 +87,7 @@ def device_rows(hw: Any) -> tuple[list[str], list[list[str]]]:
 
 def fit_rows(fits: list[Any]) -> tuple[list[str], list[list[Any]]]:
     """Model rows x method columns; each cell (memory, verdict)."""
-    from tuitune.core.estimate import format_bytes
+    from tuitune.core.hardware.estimate import format_bytes
 
     methods: list[str] = []
     table: dict[str, dict[str, Any]] = {}
@@ -135,7 +135,7 @@ def hardware_of(app: Any) -> Any:
     cached = app.cache.get("probe")
     if cached is not None and cached.hardware is not None:
         return cached.hardware
-    from tuitune.core.probe import probe
+    from tuitune.core.hardware.probe import probe
 
     return probe(**app.probe_kwargs)
 
@@ -143,7 +143,7 @@ def hardware_of(app: Any) -> Any:
 def data_stats_of(app: Any) -> list[int] | None:
     """Tokens per training row, measured once per (files, model) and cached: the plan would
     otherwise tokenize the data again on every Configure keystroke."""
-    from tuitune.core.plan import data_token_lengths, model_config
+    from tuitune.core.training.plan import data_token_lengths, model_config
 
     s = app.session
     key = (tuple(s.data.train), s.data.format, s.model.ref)
@@ -157,11 +157,11 @@ def data_stats_of(app: Any) -> list[int] | None:
 
 
 def plan_for(app: Any, spec: dict[str, Any] | None = None) -> Any:
-    """``core.plan.make_plan`` for the session, with ``spec`` as the user's values when given
+    """``core.training.plan.make_plan`` for the session, with ``spec`` as the user's values when given
     (Configure's form), on the probed hardware. Blocking: call it from a worker."""
     import dataclasses
 
-    from tuitune.core.plan import make_plan
+    from tuitune.core.training.plan import make_plan
 
     session = app.session
     if spec is not None:
@@ -189,11 +189,11 @@ def train_examples(app: Any) -> int | None:
 
 
 def plan_time(app: Any, plan: Any, params: float | None = None, spec: Any = None) -> Any:
-    """On a CPU: the run's time estimate (core.cpu_time); None on a GPU or without figures."""
+    """On a CPU: the run's time estimate (core.hardware.cpu_time); None on a GPU or without figures."""
     hw = hardware_of(app)
     if hw.gpus or plan.estimate is None:
         return None
-    from tuitune.core.cpu_time import cpu_time
+    from tuitune.core.hardware.cpu_time import cpu_time
 
     lengths = data_stats_of(app)
     mean = sum(lengths) / len(lengths) if lengths else None
@@ -203,7 +203,7 @@ def plan_time(app: Any, plan: Any, params: float | None = None, spec: Any = None
 
 def plan_verdict(plan: Any, timing: Any) -> str:
     """Memory and, on a CPU, time: fits, tight, slow, too slow or no."""
-    from tuitune.core.cpu_time import worst
+    from tuitune.core.hardware.cpu_time import worst
 
     return worst(plan.verdict, timing.verdict if timing is not None else "")
 
@@ -236,10 +236,10 @@ def plan_memory_text(plan: Any, timing: Any = None, *, prefix: str = "Plan: ") -
 def what_fits_for_plan(hw: Any, plan: Any, session: Any = None) -> tuple[list[Any], str]:
     """The what-fits grid sized with the plan's own spec (only the method and model change),
     so the plan's model and method show exactly the plan's figure; and its assumptions."""
-    from tuitune.core.estimate import ModelShape
-    from tuitune.core.model_catalog import CATALOG, find
-    from tuitune.core.recommend import FitRow, needed_bytes, verdict
-    from tuitune.core.spec_memory import estimate_spec
+    from tuitune.core.hardware.estimate import ModelShape
+    from tuitune.core.hardware.recommend import FitRow, needed_bytes, verdict
+    from tuitune.core.hardware.spec_memory import estimate_spec
+    from tuitune.core.models.catalog import CATALOG, find
 
     own = find(_own_catalog_key(session.model.ref)) if session is not None else None
     cap = plan.capacity_bytes
@@ -284,7 +284,7 @@ def fit_rows_timed(app: Any, fits: list[Any], plan: Any) -> tuple[list[str], lis
         return fit_rows(fits)
     import dataclasses
 
-    from tuitune.core.recommend import DEFAULT_MARGIN
+    from tuitune.core.hardware.recommend import DEFAULT_MARGIN
 
     cap = plan.capacity_bytes
     timed = []
@@ -303,7 +303,7 @@ def fit_rows_timed(app: Any, fits: list[Any], plan: Any) -> tuple[list[str], lis
 
 def plan_verdict_word(memory: str, timing: Any) -> str:
     """Memory verdict and time verdict, the worse of the two."""
-    from tuitune.core.cpu_time import worst
+    from tuitune.core.hardware.cpu_time import worst
 
     return worst(memory, timing.verdict if timing is not None else "")
 
@@ -311,10 +311,10 @@ def plan_verdict_word(memory: str, timing: Any) -> str:
 def catalog_rows_for_plan(app: Any, plan: Any) -> list[tuple[str, str, str, str]]:
     """Every catalogue model sized with the plan's own spec (same assumptions as the plan's
     figure); the session's own model shows exactly the plan's figure."""
-    from tuitune.core import estimate as est
-    from tuitune.core.model_catalog import CATALOG, find
-    from tuitune.core.recommend import needed_bytes, verdict
-    from tuitune.core.spec_memory import estimate_spec
+    from tuitune.core.hardware import estimate as est
+    from tuitune.core.hardware.recommend import needed_bytes, verdict
+    from tuitune.core.hardware.spec_memory import estimate_spec
+    from tuitune.core.models.catalog import CATALOG, find
 
     own = find(_own_catalog_key(app.session.model.ref))
     cap = plan.capacity_bytes
@@ -337,15 +337,15 @@ def catalog_rows_for_plan(app: Any, plan: Any) -> list[tuple[str, str, str, str]
 
 
 def _own_catalog_key(ref: str) -> str:
-    from tuitune.core.models import DEFAULT_MODEL_NAME
+    from tuitune.core.models.resolve import DEFAULT_MODEL_NAME
 
     return DEFAULT_MODEL_NAME if (ref or "default") == "default" else ref
 
 
 def default_hf_id() -> str:
     """The catalogue's id of the embedded default (its row stands for ``default``)."""
-    from tuitune.core.model_catalog import find
-    from tuitune.core.models import DEFAULT_MODEL_NAME
+    from tuitune.core.models.catalog import find
+    from tuitune.core.models.resolve import DEFAULT_MODEL_NAME
 
     entry = find(DEFAULT_MODEL_NAME)
     return entry.hf_id if entry is not None else ""

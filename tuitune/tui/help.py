@@ -18,6 +18,8 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Static
 
+from tuitune.tui.steps import TITLES
+
 # What each step is for, with the seed guide's advice for it (fine-tuning-start-here).
 STEP_HELP = {
     "start": "A new session comes pre-filled with the quickstart (JSON extraction on the "
@@ -100,7 +102,7 @@ def field_help(widget: Widget | None) -> tuple[str, str] | None:
         guide = FIELD_GUIDE.get(name, "")
         return name, " ".join(x for x in (own, guide) if x)
     if wid[:2] in ("q-", "g-", "r-"):
-        from tuitune.core import decision
+        from tuitune.core.decide import decision
 
         key = wid[2:]
         for q in decision.QUESTIONS:
@@ -144,8 +146,6 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self.text(), id="help-text")
 
     def text(self) -> Text:
-        from tuitune.tui.app import TITLES
-
         t = Text()
         t.append(f"{TITLES.get(self.step, self.step.title())}\n", style="bold underline")
         t.append(STEP_HELP.get(self.step, "") + "\n")

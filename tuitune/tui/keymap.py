@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tuitune.core import paths
 from tuitune.core.errors import TuituneError
+from tuitune.tui.steps import STEPS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,8 +40,6 @@ def binding_ids() -> dict[str, str]:
     from tuitune.tui.screens.chat import ChatScreen
 
     classes = [TuituneApp, HelpScreen, ChatScreen]
-    from tuitune.tui.app import STEPS
-
     classes += [screen_class(step) for step in STEPS]
     out: dict[str, str] = {}
     for cls in classes:

@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from tuitune.core.rundir import RunDir
+from tuitune.core.runs.rundir import RunDir
 
 
 @dataclass
@@ -33,7 +33,7 @@ class ProbeCompleted(Message):
 
 @dataclass
 class PlanComputed(Message):
-    """``core.plan.make_plan`` ran: the plan (None when it refused, ``error`` says why), the
+    """``core.training.plan.make_plan`` ran: the plan (None when it refused, ``error`` says why), the
     CPU time estimate (None on a GPU) and what the screen asked for alongside."""
 
     plan: Any

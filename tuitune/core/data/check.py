@@ -16,7 +16,7 @@ from typing import Any
 from tuitune.core.data.masking import MaskingReport, check_masking
 from tuitune.core.data.prepare import PreparedData, load_tokenizer, prepare_data
 from tuitune.core.data.stats import DataStats, compute_stats
-from tuitune.core.data.training_view import SFT_FORMATS, read_jsonl
+from tuitune.core.data.training_view import SFT_FORMATS, plan_loss, read_jsonl
 from tuitune.core.errors import TuituneError
 
 
@@ -119,7 +119,6 @@ def check_data(
     elif prepared.data_format in SFT_FORMATS:
         if progress is not None:
             progress("Previewing labels")
-        from tuitune.core.data.training_view import plan_loss
 
         try:  # the tool check looks at every row, the preview at a sample
             plan_loss(

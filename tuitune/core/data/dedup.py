@@ -8,10 +8,8 @@ estimates Jaccard similarity and LSH finds candidate pairs without comparing eve
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tuitune.core.data.curation import Item, StepReport
+from tuitune.core.data.rows import Item, StepReport, row_text
 
 NUM_PERM = 64
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -29,8 +27,6 @@ def shingles(text: str, n: int = 5) -> set[bytes]:
 def near_dedup_step(items: list[Item], step: StepReport, *, threshold: float) -> list[Item]:
     """Drop rows whose estimated Jaccard similarity to an earlier kept row is >= threshold."""
     from datasketch import MinHash, MinHashLSH
-
-    from tuitune.core.data.curation import row_text
 
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
     # Generating permutations is most of MinHash's construction cost: make them once.

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuitune.core.data import mapping
+from tuitune.core.data.formats import CHAT_KEYS
 from tuitune.core.errors import TuituneError
 
 ON_BAD_ROWS = ("stop", "skip")
@@ -103,8 +105,6 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files to read: plain files as given; a ``save_to_disk`` directory as itself; a folder
     with LLaMA-Factory's dataset_info.json as the file of its one local entry; any other
     directory expands to the data files directly inside it, sorted."""
-    from tuitune.core.data import mapping
-
     out: list[Path] = []
     for raw in paths:
         p = Path(raw).expanduser()
@@ -138,8 +138,6 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _llamafactory_file(folder: Path) -> Path:
-    from tuitune.core.data import mapping
-
     entries = mapping.local_entries(folder)
     if len(entries) == 1:
         return next(iter(entries.values()))
@@ -159,7 +157,6 @@ def is_saved_dataset(path: Path) -> bool:
         return False
     if any((path / n).is_file() for n in ("state.json", "dataset_dict.json")):
         return True
-    from tuitune.core.data import mapping
 
     info = path / mapping.INFO_FILE
     return info.is_file() and not mapping.is_llamafactory_info(info)
@@ -289,8 +286,6 @@ _TOO_DEEP = "JSON nested too deeply to read (over Python's recursion limit of ab
 def _unwrap(data: dict[str, Any]) -> list[Any]:
     """A top-level object: a ``{"data": [...rows]}`` wrapper is unwrapped; one row (say
     ``{"conversations": [...turns]}``) stays one row."""
-    from tuitune.core.data.formats import CHAT_KEYS
-
     lists = [k for k, v in data.items() if isinstance(v, list)]
     if len(lists) != 1 or lists[0] in (*CHAT_KEYS, "chosen", "rejected", "prompt", "completion"):
         return [data]

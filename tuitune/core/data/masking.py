@@ -15,7 +15,7 @@ from typing import Any
 
 from tuitune.core.data.stats import Flag
 from tuitune.core.data.templates import chat_template_of
-from tuitune.core.data.training_view import LabelPreview, LossPlan, label_preview
+from tuitune.core.data.training_view import LabelPreview, LossPlan, _clean, label_preview
 
 PREVIEW_SAMPLE = 16
 
@@ -169,7 +169,6 @@ def check_masking(
             prompt = _generation_prompt(row, plan)
             if not prompt:
                 continue
-            from tuitune.core.data.training_view import _clean
 
             ids = tokenizer.apply_chat_template(
                 _clean(prompt),

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import paths
+from tuitune.core.data.curation import curate
+from tuitune.core.data.reading import read_and_convert, sha256
 from tuitune.core.errors import TuituneError
 
 MAX_SHARE = 0.9
@@ -34,8 +37,6 @@ class MixOption:
 
 
 def bundled_mix_file() -> Path:
-    from tuitune.core import paths
-
     return paths.assets_dir() / "general" / BUNDLED_NAME
 
 
@@ -99,9 +100,6 @@ def mix_general(
     to a task row or to one in ``exclude`` (the validation split) are dropped. When the file
     has fewer rows than needed, rows repeat (the entry says so).
     """
-    from tuitune.core.data.curation import curate
-    from tuitune.core.data.prepare import _sha256, read_and_convert
-
     if target_format not in ("messages", "prompt_completion"):
         raise TuituneError(
             f"mixing general data needs chat training data, this data is {target_format}",
@@ -149,7 +147,7 @@ def mix_general(
         "share": option.share,
         "file": str(option.file.resolve()),
         "bundled": option.bundled,
-        "sha256": _sha256(option.file),
+        "sha256": sha256(option.file),
         "general_rows_available": len(pool),
         "general_rows_added": want,
         "repeated": want > len(pool),

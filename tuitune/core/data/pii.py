@@ -13,10 +13,8 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tuitune.core.data.curation import Item, StepReport
+from tuitune.core.data.rows import Item, StepReport, map_text, row_text
 
 KINDS = ("api_key", "email", "card", "ip", "phone")
 
@@ -150,7 +148,6 @@ def redact(text: str, findings: list[Finding] | None = None) -> str:
 
 def pii_step(items: list[Item], step: StepReport, *, mode: str) -> list[Item]:
     """Redact or drop rows with PII; counts per kind go to ``step.details["kinds"]``."""
-    from tuitune.core.data.curation import map_text, row_text
 
     kinds: dict[str, int] = {}
     kept = []

@@ -11,10 +11,11 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from tuitune.core.data.curation import Item, StepReport
+from tuitune.core.data.rows import Item, StepReport, row_text
+from tuitune.core.data.templates import ensure_chat_template, render
+from tuitune.core.data.training_view import template_error, tokenize_segments
 
 RED_BELOW = 100
 GREEN_FROM = 500
@@ -64,11 +65,7 @@ def count_flag(n: int) -> Flag:
 
 def token_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[int]:
     """Tokens per row as the model sees them (chat template applied), batched for speed."""
-    from tuitune.core.data.templates import ensure_chat_template, render
-
     if rows and "segments" in rows[0]:  # input_output: tokenized per segment, as trained
-        from tuitune.core.data.training_view import tokenize_segments
-
         return [len(tokenize_segments(r["segments"], tokenizer)["input_ids"]) for r in rows]
     ensure_chat_template(tokenizer)
     lengths: list[int] = []
@@ -76,8 +73,6 @@ def token_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[int]:
         try:
             texts = [render(tokenizer, r) for r in rows[start : start + _BATCH]]
         except Exception as e:  # jinja's TemplateError, raise_exception() in the template
-            from tuitune.core.data.training_view import template_error
-
             raise template_error(e) from None
         enc = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         lengths.extend(len(ids) for ids in enc)
@@ -151,7 +146,6 @@ def token_length_step(
     items: list[Item], fmt: str, step: StepReport, tokenizer: Any, max_length: int
 ) -> list[Item]:
     """Drop rows longer than ``max_length`` tokens: truncation would cut off the answer."""
-    from tuitune.core.data.curation import row_text
 
     lengths = token_lengths([it.row for it in items], tokenizer)
     kept = []

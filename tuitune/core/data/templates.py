@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuitune.core.errors import TuituneError
+
 CHATML_FALLBACK = (
     "{% if tools %}"
     "{{ '<|im_start|>system\n' }}"
@@ -67,8 +69,6 @@ def ensure_chat_template(tokenizer: Any, choice: str = "chatml") -> str | None:
     if chat_template_of(tokenizer) is not None:
         return None
     if choice != "chatml":
-        from tuitune.core.errors import TuituneError
-
         raise TuituneError(f"unknown fallback template {choice!r}", fix="use chatml")
     tokenizer.chat_template = CHATML_FALLBACK
     return "chatml"

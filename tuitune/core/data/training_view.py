@@ -54,7 +54,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.data.templates import chat_template_of, ensure_chat_template
+from tuitune.core.data.templates import (
+    chat_template_of,
+    ensure_chat_template,
+    has_generation_markers,
+)
 from tuitune.core.errors import TuituneError
 
 IGNORE_INDEX = -100
@@ -273,7 +277,6 @@ def plan_loss(
             "saved with the adapter for generation"
         )
     plan.per_turn = True
-    from tuitune.core.data.templates import has_generation_markers
 
     if has_generation_markers(chat_template_of(tokenizer)):
         plan.mask_source = "generation markers"

@@ -7,19 +7,9 @@ import importlib
 
 from textual.screen import Screen
 
-_SCREENS = {
-    "start": "start.StartScreen",
-    "decide": "decide.DecideScreen",
-    "hardware": "hardware.HardwareScreen",
-    "model": "model.ModelScreen",
-    "data": "data.DataScreen",
-    "template": "template.TemplateScreen",
-    "configure": "configure.ConfigureScreen",
-    "train": "train.TrainScreen",
-    "evaluate": "evaluate.EvaluateScreen",
-}
+from tuitune.tui.steps import SCREENS as _SCREENS
 
 
 def screen_class(step: str) -> type[Screen]:
-    module, _, name = _SCREENS[step].partition(".")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    module, _, name = _SCREENS[step].rpartition(".")
+    return getattr(importlib.import_module(module), name)

@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
+from tuitune.tui.steps import STEPS, TITLES
+
 
 class StepBar(Static):
     """One line: where we are among the nine steps (all names when wide, a gauge when not)."""
@@ -20,8 +22,6 @@ class StepBar(Static):
         self.step = step
 
     def render(self) -> Text:
-        from tuitune.tui.app import STEPS, TITLES
-
         i = STEPS.index(self.step)
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" tuitune ", style="bold reverse")

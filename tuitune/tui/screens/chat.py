@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from tuitune.core.rundir import RunDir
+from tuitune.core.runs.rundir import RunDir
 
 SIDES = ("base", "tuned")
 TITLE = {"base": "base (adapter off)", "tuned": "tuned"}
@@ -85,7 +85,7 @@ class ChatScreen(Screen):
         self.run = run
         self._decoding = decoding
         self._system = system  # None: the training data's system prompt
-        self.chat: Any = None  # tuitune.core.chat.ChatSession
+        self.chat: Any = None  # tuitune.core.ship.chat.ChatSession
         self.busy = False
         self.status = "loading the model..."
         self.pending: dict[str, str] = {"base": "", "tuned": ""}
@@ -117,7 +117,7 @@ class ChatScreen(Screen):
     @work(thread=True, group="chat-load", exclusive=True, exit_on_error=False)
     def _load(self, key: str) -> None:
         try:
-            from tuitune.core.chat import open_chat, quiet_libraries
+            from tuitune.core.ship.chat import open_chat, quiet_libraries
 
             quiet_libraries()
             chat = open_chat(self.run, self._decoding)
@@ -251,7 +251,7 @@ class ChatScreen(Screen):
 
     def action_example(self, index: int | None = None) -> None:
         """Put a held-out prompt from the evaluation set in the input box."""
-        from tuitune.core.chat import example_prompts
+        from tuitune.core.ship.chat import example_prompts
 
         if self._examples is None:
             self._examples = example_prompts(self.run)

@@ -1,4 +1,4 @@
-"""Step 7: the plan, editable. Method and hyperparameters as ``core.plan`` will launch them.
+"""Step 7: the plan, editable. Method and hyperparameters as ``core.training.plan`` will launch them.
 
 The form opens on the plan: the session's own values (marked "yours") over the plan's
 choices (recommendation, recipe, method defaults, data), each with its reason. Every edit
@@ -98,13 +98,13 @@ def _same(a: Any, b: Any) -> bool:
 def sft_adapters(session: Any) -> list[tuple[str, str]]:
     """(label, adapter folder) of this session's finished LoRA/QLoRA runs, newest first: what
     DPO can start from."""
-    from tuitune.core.rundir import RunDir
+    from tuitune.core.runs.rundir import RunDir
 
     out = []
     for root in reversed(session.runs):
         run = RunDir(Path(session.resolve(root)))
         try:
-            from tuitune.core.runs import run_state
+            from tuitune.core.runs.process import run_state
 
             if run_state(run) != "finished":
                 continue

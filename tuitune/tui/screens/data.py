@@ -102,8 +102,8 @@ class DataScreen(StepScreen):
             from tuitune.core import paths
             from tuitune.core.data.prepare import load_tokenizer
             from tuitune.core.data.stats import compute_stats
-            from tuitune.core.launch import prepare_session_data
-            from tuitune.core.models import resolve_model
+            from tuitune.core.models.resolve import resolve_model
+            from tuitune.core.training.launch import prepare_session_data
 
             model = resolve_model(s.model.ref)
             tokenizer = load_tokenizer(model.path, trust_remote_code=s.model.trust_remote_code)

@@ -1,6 +1,6 @@
 """Step 2: fine-tune, RAG or prompt engineering? The seed guide's tree and flags.
 
-Red flags turn a fine-tuning verdict into "not yet" (``core.decision``); the two count flags
+Red flags turn a fine-tuning verdict into "not yet" (``core.decide.decision``); the two count flags
 follow the example count the Data step measured, once it has; going on against the verdict
 takes a second Next and is recorded in the session.
 """
@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tuitune.core import decision
+from tuitune.core.decide import decision
 from tuitune.tui.screens.base import StepScreen
 from tuitune.tui.widgets.yes_box import YesBox
 

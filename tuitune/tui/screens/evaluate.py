@@ -26,7 +26,7 @@ class EvaluateScreen(StepScreen):
         Binding("a", "export('adapter')", "Adapter", id="export-adapter"),
         Binding("m", "export('merged')", "Merged", id="export-merged"),
         Binding("c", "export('configs')", "Configs", id="export-configs"),
-        # Ship (tuitune.core.ship): listed under the results rather than in the footer.
+        # Ship (tuitune.core.ship.quantized): listed under the results rather than in the footer.
         Binding("4", "export('4bit')", "Export 4-bit", id="export-4bit", show=False),
         Binding("8", "export('8bit')", "Export 8-bit", id="export-8bit", show=False),
         Binding("g", "export('gguf')", "Export GGUF", id="export-gguf", show=False),
@@ -171,10 +171,10 @@ class EvaluateScreen(StepScreen):
 
 
 def _rows_with_intervals(comps: list[Any]) -> list[tuple[str, ...]]:
-    """The summary rows with each change's 95% interval (core.report formats both)."""
+    """The summary rows with each change's 95% interval (core.evaluation.report formats both)."""
     if not comps:
         return []
-    from tuitune.core.report import fmt_change, fmt_value, label
+    from tuitune.core.evaluation.figures import fmt_change, fmt_value, label
 
     try:
         return [

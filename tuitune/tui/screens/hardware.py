@@ -1,6 +1,6 @@
 """Step 3: what this machine has, what fits on it, and the plan with its reasons.
 
-The probe (NVML or CPU / Apple MPS) comes from ``core.probe``; the plan from ``core.plan``
+The probe (NVML or CPU / Apple MPS) comes from ``core.hardware.probe``; the plan from ``core.training.plan``
 (the same one Configure edits and Train launches), so the memory figure here is the figure
 everywhere. The what-fits grid is sized with the plan's spec and says so.
 """

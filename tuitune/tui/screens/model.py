@@ -1,5 +1,5 @@
 """Step 4: which base model. The default, a local folder or a Hugging Face id, checked as soon
-as it is typed (``core.models.check_model`` in a worker: folder, HF cache, hub where
+as it is typed (``core.models.resolve.check_model`` in a worker: folder, HF cache, hub where
 reachable, the catalogue's bundled config), and the catalogue sized with this session's plan.
 
 An unusable reference is refused here, with the fix, not later on the Data step. The
@@ -126,7 +126,7 @@ class ModelScreen(StepScreen):
     @work(thread=True, group="model-check", exclusive=True, exit_on_error=False)
     def _check(self, ref: str) -> None:
         from tuitune.core.errors import TuituneError
-        from tuitune.core.models import check_model
+        from tuitune.core.models.resolve import check_model
 
         try:
             c = check_model(ref)

@@ -1,7 +1,7 @@
 """Step 1: a new session (quickstart pre-filled), resume a saved one, or attach to a run.
 
 The runs are listed by a thread worker: each costs its run.json and the tail of its
-events.jsonl (core.runs.run_info), but a runs folder with hundreds of long runs must not
+events.jsonl (core.runs.process.run_info), but a runs folder with hundreds of long runs must not
 freeze the first screen."""
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class StartScreen(StepScreen):
             app.reset_screens()
             app.goto("decide")
         elif choice.startswith("run:"):
-            from tuitune.core.rundir import RunDir
+            from tuitune.core.runs.rundir import RunDir
 
             # the run's own session comes with it (App.attach_run), never a default
             app.attach_run(RunDir(Path(choice.split(":", 1)[1])))
@@ -98,7 +98,7 @@ class StartScreen(StepScreen):
 
 def _session_options(limit: int = 6) -> list[Option]:
     """Saved sessions, newest first: date, method and a name no other entry has."""
-    from tuitune.core.session_names import METHOD_LABELS, distinct_labels
+    from tuitune.core.models.session_names import METHOD_LABELS, distinct_labels
 
     good = [(p, s) for p, s in _sessions() if not isinstance(s, Exception)][:limit]
     names = distinct_labels([s.name or s.id for _p, s in good])
@@ -126,7 +126,7 @@ def _sessions() -> list[tuple[Any, Any]]:
 def _runs() -> list[Any]:
     """Runs to attach to, running ones first, newest first (empty until runs exist)."""
     try:
-        from tuitune.core.runs import list_runs
+        from tuitune.core.runs.process import list_runs
 
         infos = list_runs()
     except Exception:  # noqa: BLE001 - a broken runs directory must not block the wizard
