@@ -8,7 +8,6 @@ and its data can move together (``assets/sessions/quickstart.json`` uses this).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from typing import Any
 from tuitune.core import paths
 from tuitune.core.atomic import write_json_atomic
 from tuitune.core.errors import TuituneError
-from tuitune.core.spec import TrainSpec, from_dict
+from tuitune.core.jsonio import from_dict, read_json
+from tuitune.core.spec import TrainSpec
 
 SESSION_SCHEMA_VERSION = 1
 
@@ -101,23 +101,12 @@ class Session:
 def load_session(path: str | Path) -> Session:
     """Parse and validate a session file; one-line TuituneError on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TuituneError(
-            "session file not found", path=path, fix="check the path or run `tuitune sessions`"
-        ) from None
-    except UnicodeDecodeError:
-        raise TuituneError("session file is not UTF-8 text", path=path) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TuituneError(
-            f"invalid JSON at column {e.colno}: {e.msg}",
-            path=path,
-            line=e.lineno,
-            fix="repair the JSON or recreate the session",
-        ) from None
+    data = read_json(
+        path,
+        what="session file",
+        missing_fix="check the path or run `tuitune sessions`",
+        invalid_fix="repair the JSON or recreate the session",
+    )
     if isinstance(data, dict) and "schema_version" not in data:
         raise TuituneError(
             "missing field 'schema_version'",

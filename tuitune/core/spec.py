@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import TuituneError
+from tuitune.core.jsonio import from_dict, read_json
 
 SPEC_SCHEMA_VERSION = 1
 
@@ -212,14 +212,7 @@ class TrainSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainSpec:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise TuituneError("spec file not found", path=path) from None
-        except json.JSONDecodeError as e:
-            raise TuituneError(f"invalid JSON: {e.msg}", path=path, line=e.lineno) from None
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(read_json(path, what="spec file"), source=path)
 
     @staticmethod
     def help(name: str) -> str:
@@ -345,76 +338,3 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         except TuituneError as e:
             raise TuituneError(f"--set {item!r}: {e.message}", fix=e.fix) from None
     return out
-
-
-def _check_type(value: Any, tp: Any) -> bool:
-    """Loose runtime check of JSON values against simple annotations."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_check_type(value, a) for a in typing.get_args(tp))
-    if tp is Any:
-        return True
-    if tp is type(None):
-        return value is None
-    if origin is list:
-        (inner,) = typing.get_args(tp) or (Any,)
-        return isinstance(value, list) and all(_check_type(v, inner) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return isinstance(value, dict)
-    return isinstance(value, tp) if isinstance(tp, type) else True
-
-
-def from_dict(
-    cls: type, data: Any, *, source: str | Path, schema_version: int | None, prefix: str = ""
-) -> Any:
-    """Build dataclass ``cls`` from JSON data, with one-line errors naming file and field.
-
-    Unknown keys, wrong types and a newer or unknown ``schema_version`` are refused; missing
-    optional fields take their defaults (older files stay readable).
-    """
-    if not isinstance(data, dict):
-        raise TuituneError(f"{prefix or 'top level'} must be a JSON object", path=source)
-    version = data.get("schema_version", schema_version)
-    if schema_version is not None and version != schema_version:
-        newer = isinstance(version, int) and version > schema_version
-        raise TuituneError(
-            f"field '{prefix}schema_version' is {version!r}, this tuitune reads version "
-            f"{schema_version}",
-            path=source,
-            fix="upgrade tuitune" if newer else "recreate the file with this tuitune",
-        )
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise TuituneError(
-            f"unknown field '{prefix}{unknown[0]}'", path=source, fix="remove it or check spelling"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise TuituneError(f"missing field '{prefix}{name}'", path=source)
-            continue
-        value, tp = data[name], hints[name]
-        if not _check_type(value, tp):
-            raise TuituneError(
-                f"field '{prefix}{name}' has the wrong type ({type(value).__name__})",
-                path=source,
-                fix=f"expected {getattr(tp, '__name__', tp)}",
-            )
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            value = from_dict(
-                tp, value, source=source, schema_version=None, prefix=f"{prefix}{name}."
-            )
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TuituneError as e:
-        raise TuituneError(e.message, path=source, fix=e.fix) from None

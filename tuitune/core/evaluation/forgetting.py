@@ -18,35 +18,32 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core import paths
+from tuitune.core.errors import TuituneError
 from tuitune.core.evaluation.figures import fmt_change, fmt_value, label
 from tuitune.core.evaluation.scoring import compare
-from tuitune.core.runs.rundir import RunDir
+from tuitune.core.jsonio import read_object
+from tuitune.core.runs.rundir import RunDir, read_spec
 
 _PATH_KEYS = ("train_file", "eval_file", "output_dir", "model")
 
 
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def mixture_of(run: RunDir) -> dict[str, Any] | None:
     """The run's mixture entry from its data manifest (None: trained without general data)."""
-    return _json(run.data / "manifest.json").get("mixture") or None
+    return read_object(run.data / "manifest.json").get("mixture") or None
 
 
 def _signature(run: RunDir) -> tuple[str, ...] | None:
     """What must match between counterparts; None when the run is not comparable yet."""
-    spec = _json(run.spec)
-    manifest = _json(run.data / "manifest.json")
-    results = _json(run.eval / "results.json")
-    if not spec or not manifest or not results:
+    try:
+        trained = read_spec(run).to_dict()
+    except TuituneError:  # never started, or a spec from elsewhere: not a counterpart
         return None
-    spec = {k: v for k, v in spec.items() if k not in _PATH_KEYS}
-    spec["model_name"] = Path(_json(run.spec).get("model", "")).name
+    manifest = read_object(run.data / "manifest.json")
+    results = read_object(run.eval / "results.json")
+    if not manifest or not results:
+        return None
+    spec = {k: v for k, v in trained.items() if k not in _PATH_KEYS}
+    spec["model_name"] = Path(trained.get("model", "")).name
     inputs = sorted(i.get("sha256", "") for i in manifest.get("inputs", []))
     split = manifest.get("split", {})
     evaluation = [results.get(k) for k in ("task", "eval_file", "general_file", "n_eval")]
@@ -123,7 +120,7 @@ def mixture_effect(run: RunDir, other: RunDir | None = None) -> MixtureEffect | 
     mixture = mixture_of(with_mix)
     if mixture is None:
         return None
-    a, b = _json(without.eval / "results.json"), _json(with_mix.eval / "results.json")
+    a, b = read_object(without.eval / "results.json"), read_object(with_mix.eval / "results.json")
     seed = int(b.get("seed", 42))
     comps = []
     ga, gb = a.get("general") or {}, b.get("general") or {}

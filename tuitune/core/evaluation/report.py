@@ -18,7 +18,7 @@ from tuitune.core.evaluation.forgetting import mixture_of, mixture_section
 from tuitune.core.evaluation.scoring import Comparison, EvalResults
 from tuitune.core.jsonio import read_object
 from tuitune.core.runs.events import RunCurves, read_events
-from tuitune.core.runs.rundir import RunDir
+from tuitune.core.runs.rundir import RunDir, read_spec
 
 MAX_GENERATIONS = 12
 
@@ -98,13 +98,14 @@ def render_report(run: RunDir, session: Any, results: EvalResults, image: Path |
     data = results.data
     comps = results.comparisons
     head = results.headline
-    spec = read_object(run.spec)
+    spec = read_spec(run).to_dict() if run.spec.is_file() else {}
+    method = spec.get("method", "?")
     lines = [f"# tuitune report: run {run.id}", ""]
     if session is not None:
         lines.append(f"Session: {getattr(session, 'name', '') or getattr(session, 'id', '')}  ")
     lines += [
         f"Model: `{data.get('model', '')}`  ",
-        f"Method: {spec.get('method', '?')}; adapter: `{data.get('adapter') or '-'}`  ",
+        f"Method: {method}; adapter: `{data.get('adapter') or '-'}`  ",
         f"Written: {time.strftime('%Y-%m-%d %H:%M:%S')}",
         "",
     ]

@@ -28,6 +28,7 @@ from typing import Any
 
 from tuitune.core.atomic import write_text_atomic
 from tuitune.core.errors import TuituneError
+from tuitune.core.jsonio import from_dict, read_json
 from tuitune.core.runs.events import EventTail
 from tuitune.core.runs.rundir import RunDir
 from tuitune.core.session import EvalChoice
@@ -73,12 +74,8 @@ class EvalSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> EvalSpec:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise TuituneError(f"cannot read evaluation spec: {e}", path=path) from None
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        data = read_json(path, what="evaluation spec")
+        return from_dict(cls, data, source=path, schema_version=EVALSPEC_SCHEMA_VERSION)
 
 
 # ---- statistics ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tuitune.core import paths
 from tuitune.core.atomic import write_json_atomic
 from tuitune.core.errors import TuituneError
 from tuitune.core.runs.pids import proc_start_time
+from tuitune.core.spec import TrainSpec
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,12 @@ def mark_failed(run: RunDir, message: str) -> None:
     info.pop("preparer_pid", None)
     with contextlib.suppress(OSError):
         write_json_atomic(run.run_json, info)
+
+
+def read_spec(run: RunDir) -> TrainSpec:
+    """The run's spec.json as the TrainSpec it trained from (the one reader of that file)."""
+    if not run.spec.is_file():
+        raise TuituneError(
+            "this run has no spec.json: it never started", path=run.root, fix="replay its session"
+        )
+    return TrainSpec.load(run.spec)

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import TuituneError
+from tuitune.core.evaluation.scoring import EvalSpec
 from tuitune.core.hardware import precision
 from tuitune.core.runs.rundir import RunDir
+from tuitune.core.runs.session_of import run_session
 from tuitune.core.spec import TrainSpec
 
 SIDES = ("base", "tuned")
@@ -207,17 +209,16 @@ def training_system_prompt(run: RunDir) -> str:
 def example_prompts(run: RunDir, eval_file: str | Path | None = None, n: int = 20) -> list[str]:
     """Held-out user messages to try (the evaluation file, else the run's validation split)."""
     candidates = [Path(eval_file)] if eval_file else []
-    session = run.root / "session.json"
-    if not candidates and session.is_file():
-        try:
-            ev = json.loads(session.read_text(encoding="utf-8")).get("evaluation", {})
-            spec_eval = (ev or {}).get("eval_file")
-        except (OSError, json.JSONDecodeError):
-            spec_eval = None
-        results = run.eval / "evalspec.json"
-        if results.is_file():
-            with contextlib.suppress(OSError, json.JSONDecodeError):
-                spec_eval = json.loads(results.read_text(encoding="utf-8")).get("eval_file")
+    if not candidates:
+        spec_eval: str | Path | None = None
+        with contextlib.suppress(TuituneError):  # the run's own session, as attach restores it
+            session = run_session(run)
+            if session.evaluation.eval_file:
+                spec_eval = session.resolve(session.evaluation.eval_file)
+        evalspec = run.eval / "evalspec.json"
+        if evalspec.is_file():
+            with contextlib.suppress(TuituneError):
+                spec_eval = EvalSpec.load(evalspec).eval_file or spec_eval
         if spec_eval and Path(spec_eval).is_absolute():
             candidates.append(Path(spec_eval))
     candidates.append(run.data / "eval.jsonl")

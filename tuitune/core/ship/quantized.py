@@ -34,7 +34,7 @@ from tuitune.core.errors import TuituneError
 from tuitune.core.evaluation.report import summary_rows
 from tuitune.core.evaluation.scoring import EvalResults
 from tuitune.core.jsonio import read_object
-from tuitune.core.runs.rundir import RunDir
+from tuitune.core.runs.rundir import RunDir, read_spec
 from tuitune.core.ship.chat import example_prompts, training_system_prompt
 from tuitune.core.ship.export import merge_adapter
 
@@ -48,15 +48,6 @@ _IN_RUN: dict[str, list[list[int]]] = {}  # the run's own tokens, once per proce
 
 
 # ---- shared helpers --------------------------------------------------------------------------
-
-
-def _spec(run: RunDir) -> dict[str, Any]:
-    try:
-        return json.loads(run.spec.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TuituneError("this run has no spec.json", path=run.spec) from None
-    except json.JSONDecodeError as e:
-        raise TuituneError(f"invalid JSON: {e.msg}", path=run.spec, line=e.lineno) from None
 
 
 def merged_dir(run: RunDir) -> Path:
@@ -128,14 +119,14 @@ def _in_run_tokens(run: RunDir, chats: list[list[dict[str, str]]], n: int) -> li
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    spec = _spec(run)
-    trust = bool(spec.get("trust_remote_code", False))
+    spec = read_spec(run)
+    trust = spec.trust_remote_code
     tok = AutoTokenizer.from_pretrained(str(run.adapter), trust_remote_code=trust)
     if (run.adapter / "adapter_config.json").is_file():
         from peft import PeftModel
 
         base = AutoModelForCausalLM.from_pretrained(
-            spec["model"], dtype=torch.float32, trust_remote_code=trust
+            spec.model, dtype=torch.float32, trust_remote_code=trust
         )
         model = PeftModel.from_pretrained(base, str(run.adapter))
     else:
@@ -203,14 +194,14 @@ def quantized_save(
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     t0 = time.perf_counter()
-    spec = _spec(run)
-    trust = bool(spec.get("trust_remote_code", False))
+    spec = read_spec(run)
+    trust = spec.trust_remote_code
     src = merged_dir(run)
     final = out or run.exports / f"merged-{bits}bit"
     refuse_existing(final, force=force)
     tmp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    cuda = torch.cuda.is_available() and not spec.get("use_cpu")
+    cuda = torch.cuda.is_available() and not spec.use_cpu
     compute = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     if bits == 4:
         qconfig = BitsAndBytesConfig(
@@ -418,12 +409,12 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_model_card(run: RunDir, session: Any = None) -> str:
     """README.md for the exported model, from what the run recorded (nothing invented)."""
-    spec = _spec(run)
+    spec = read_spec(run)
     manifest = read_object(run.data / "manifest.json")
     if session is None and (run.root / "session.json").is_file():
         session = read_object(run.root / "session.json")
     sess = session if isinstance(session, dict) else (session.to_dict() if session else {})
-    base = spec.get("model", "")
+    base = spec.model
     base_name = Path(base).name if base else "unknown"
     lines = [
         "---",
@@ -432,14 +423,13 @@ def render_model_card(run: RunDir, session: Any = None) -> str:
         "pipeline_tag: text-generation",
         "tags:",
         "- tuitune",
-        f"- {spec.get('method', 'sft')}",
+        f"- {spec.method}",
         "- trl",
         "---",
         "",
         f"# {sess.get('name') or run.id}",
         "",
-        f"Fine-tuned from `{base_name}` with tuitune ({spec.get('method', '?')}, TRL). "
-        f"Run `{run.id}`.",
+        f"Fine-tuned from `{base_name}` with tuitune ({spec.method}, TRL). Run `{run.id}`.",
         "",
         "## Use",
         "",
@@ -503,9 +493,7 @@ def render_model_card(run: RunDir, session: Any = None) -> str:
     else:
         lines += ["No data manifest was recorded for this run.", ""]
     lines += ["## Method and hyperparameters", ""]
-    lines += _md_table(
-        ["setting", "value"], [[k, json.dumps(spec[k])] for k in _HYPER if k in spec]
-    )
+    lines += _md_table(["setting", "value"], [[k, json.dumps(getattr(spec, k))] for k in _HYPER])
     lines += [""]
     lines += _eval_section(run)
     lines += [
