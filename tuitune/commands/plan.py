@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tuitune.commands._nodes import add_node_arguments
+from tuitune.commands._args import add_node_arguments, add_override_argument
 
 NAME = "plan"
 HELP = "print the plan for a session (spec, levers, launch, memory, verdict) without training"
@@ -17,14 +17,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="NAME[xN]",
         help='plan for GPUs you do not have, from the bundled table, e.g. "A100-80GB x4", T4',
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a training-spec field, e.g. --set method=full (repeatable)",
-    )
+    add_override_argument(p, "method=full")
     p.add_argument(
         "--replan",
         action="store_true",

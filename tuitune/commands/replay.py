@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tuitune.commands._nodes import add_node_arguments
+from tuitune.commands._args import add_node_arguments, add_override_argument
 
 NAME = "replay"
 HELP = "run a saved session headless: prepare data, train, evaluate, report"
@@ -14,14 +14,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", help="session file (e.g. assets/sessions/quickstart.json)")
     p.add_argument("--out", help="directory for the run (default: the runs directory)")
     p.add_argument("--seed", type=int, help="override the session's seed")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a training-spec field, e.g. --set max_steps=20 (repeatable)",
-    )
+    add_override_argument(p, "max_steps=20")
     p.add_argument(
         "--force",
         action="store_true",

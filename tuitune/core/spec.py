@@ -338,3 +338,12 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         except TuituneError as e:
             raise TuituneError(f"--set {item!r}: {e.message}", fix=e.fix) from None
     return out
+
+
+def show_value(value: Any, sep: str = ", ") -> str:
+    """A spec value as a user types it: lists joined by ``sep``, floats short (2e-05)."""
+    if isinstance(value, list):
+        return sep.join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -153,14 +153,7 @@ class Evaluator:
         torch.manual_seed(spec.seed)
         cuda = torch.cuda.is_available() and not spec.use_cpu
         self.device = "cuda" if cuda else "cpu"
-        self.precision = precision.from_flags(
-            spec.method,
-            bf16=spec.bf16,
-            fp16=spec.fp16,
-            use_cpu=spec.use_cpu,
-            load_in_4bit=spec.load_in_4bit,
-            cuda=cuda,
-        )
+        self.precision = precision.from_spec(spec, cuda=cuda)  # loads as it trained
         self.batch_size = spec.batch_size or (32 if self.device == "cuda" else 16)
         t0 = time.time()
         self.tok = AutoTokenizer.from_pretrained(

@@ -65,3 +65,20 @@ def fmt_change(c: Comparison, *, interval: bool = False) -> str:
             f"{unit}"
         )
     return f"{text}, {c.verdict}"
+
+
+def comparison_rows(
+    comparisons: list[Comparison], *, interval: bool = False
+) -> list[tuple[str, ...]]:
+    """(metric, n, before, after, change) for each comparison, the change with its 95%
+    interval when ``interval``: the rows of report.md, the forgetting section and the TUI."""
+    return [
+        (
+            label(c.metric),
+            str(c.n),
+            fmt_value(c, c.before),
+            fmt_value(c, c.after),
+            fmt_change(c, interval=interval),
+        )
+        for c in comparisons
+    ]

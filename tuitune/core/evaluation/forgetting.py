@@ -19,7 +19,7 @@ from typing import Any
 
 from tuitune.core import paths
 from tuitune.core.errors import TuituneError
-from tuitune.core.evaluation.figures import fmt_change, fmt_value, label
+from tuitune.core.evaluation.figures import comparison_rows
 from tuitune.core.evaluation.scoring import compare
 from tuitune.core.jsonio import read_object
 from tuitune.core.runs.rundir import RunDir, read_spec
@@ -92,17 +92,8 @@ class MixtureEffect:
     mixture: dict[str, Any]
     comparisons: list[Any]  # tuitune.core.evaluation.scoring.Comparison
 
-    def rows(self) -> list[tuple[str, str, str, str, str]]:
-        return [
-            (
-                label(c.metric),
-                str(c.n),
-                fmt_value(c, c.before),
-                fmt_value(c, c.after),
-                fmt_change(c, interval=True),
-            )
-            for c in self.comparisons
-        ]
+    def rows(self) -> list[tuple[str, ...]]:
+        return comparison_rows(self.comparisons, interval=True)
 
 
 def _nll(side: dict[str, Any] | None) -> tuple[list[float], list[float]] | None:

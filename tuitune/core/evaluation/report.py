@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.atomic import write_text_atomic
-from tuitune.core.evaluation.figures import fmt_change, fmt_value, label
+from tuitune.core.evaluation.figures import comparison_rows, fmt_change, fmt_value, label
 from tuitune.core.evaluation.forgetting import mixture_of, mixture_section
 from tuitune.core.evaluation.scoring import Comparison, EvalResults
 from tuitune.core.jsonio import read_object
@@ -25,10 +25,7 @@ MAX_GENERATIONS = 12
 
 def summary_rows(results: EvalResults) -> list[tuple[str, str, str, str, str]]:
     """(metric, n, before, after, change and significance) for every comparison."""
-    return [
-        (label(c.metric), str(c.n), fmt_value(c, c.before), fmt_value(c, c.after), fmt_change(c))
-        for c in results.comparisons
-    ]
+    return comparison_rows(results.comparisons)  # type: ignore[return-value]
 
 
 # ---- markdown -----------------------------------------------------------------------------

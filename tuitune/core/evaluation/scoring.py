@@ -259,29 +259,19 @@ def finalize(raw: dict[str, Any], *, seed: int) -> dict[str, Any]:
         nll_b = _per_example_mean(loss.get("before"))
         nll_a = _per_example_mean(loss.get("after"))
         tokens = (loss.get("before") or loss.get("after"))["tokens"]
-        comps.append(
-            compare(
-                "eval_loss",
-                nll_b,
-                nll_a,
-                seed=seed,
-                weights=tokens,
-                higher_is_better=False,
-                group="loss",
+        for metric, transform in (("eval_loss", None), ("perplexity", math.exp)):
+            comps.append(
+                compare(
+                    metric,
+                    nll_b,
+                    nll_a,
+                    seed=seed,
+                    weights=tokens,
+                    higher_is_better=False,
+                    group="loss",
+                    transform=transform,
+                )
             )
-        )
-        comps.append(
-            compare(
-                "perplexity",
-                nll_b,
-                nll_a,
-                seed=seed,
-                weights=tokens,
-                higher_is_better=False,
-                group="loss",
-                transform=math.exp,
-            )
-        )
     general = raw.get("general") or {}
     forgetting: dict[str, Any] = {}
     if general.get("text_before") or general.get("text_after"):

@@ -184,8 +184,9 @@ def for_compute(method: str, compute: str, *, plain_trl: bool = False) -> Precis
     )
 
 
-def from_spec(spec: TrainSpec, *, cuda: bool) -> Precision:
-    """What ``spec`` trains with where torch sees CUDA (``cuda``) or not.
+def from_spec(spec: Any, *, cuda: bool) -> Precision:
+    """What ``spec`` (a TrainSpec, or an EvalSpec or chat target that records how the run
+    trained) trains with where torch sees CUDA (``cuda``) or not.
 
     The spec's ``bf16`` / ``fp16`` flags choose the compute dtype (the plan sets them from
     the GPU); ``use_cpu`` or no CUDA means fp32. A QLoRA spec with neither flag computes in

@@ -120,14 +120,7 @@ class ChatTarget:
     load_in_4bit: bool = False
 
     def precision(self, *, cuda: bool) -> precision.Precision:
-        return precision.from_flags(
-            self.method,
-            bf16=self.bf16,
-            fp16=self.fp16,
-            use_cpu=self.use_cpu,
-            load_in_4bit=self.load_in_4bit,
-            cuda=cuda,
-        )
+        return precision.from_spec(self, cuda=cuda)
 
 
 def chat_target(run: RunDir) -> ChatTarget:

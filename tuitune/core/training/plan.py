@@ -54,7 +54,7 @@ from tuitune.core.models.resolve import DEFAULT_MODEL_NAME, default_model_dir, r
 from tuitune.core.runs.nodes import SINGLE, Nodes
 from tuitune.core.runs.process import child_command, start_run
 from tuitune.core.session import Session
-from tuitune.core.spec import TrainSpec
+from tuitune.core.spec import TrainSpec, show_value
 from tuitune.core.training.launch import prepare_run
 
 SOURCES = ("user", "recommendation", "recipe", "method default", "data")
@@ -196,7 +196,7 @@ class Plan:
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(field, value, source, reason) per choice, for a table."""
-        return [(c.field, _show(c.value), c.source, c.reason) for c in self.choices]
+        return [(c.field, show_value(c.value, ","), c.source, c.reason) for c in self.choices]
 
     def lines(self) -> list[str]:
         """The plan as plain lines (``tuitune plan``, replay's header)."""
@@ -211,18 +211,12 @@ class Plan:
         out.append(f"memory: {self.memory_line()}")
         width = max((len(c.field) for c in self.choices), default=10)
         for c in self.choices:
-            out.append(f"  {c.field:<{width}}  {_show(c.value):<18} [{c.source}] {c.reason}")
+            out.append(
+                f"  {c.field:<{width}}  {show_value(c.value, ','):<18} [{c.source}] {c.reason}"
+            )
         out += [f"note: {n}" for n in self.notes]
         out += [f"advice: {a}" for a in self.advice]
         return out
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 # --------------------------------------------------------------------------------------
@@ -753,7 +747,7 @@ def _was(
 ) -> str:
     if name in sources and sources[name][0] != "user" and values[name] != _given_value:
         src, _reason = sources[name]
-        return f" (the {src} was {_show(values[name])})"
+        return f" (the {src} was {show_value(values[name], ',')})"
     return ""
 
 

@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from tuitune.core.spec import METHODS, SCHEDULERS, TrainSpec
+from tuitune.core.spec import METHODS, SCHEDULERS, TrainSpec, show_value
 from tuitune.tui import messages as m
 from tuitune.tui.screens.base import StepScreen
 from tuitune.tui.widgets.yes_box import YesBox
@@ -76,14 +76,6 @@ def applies(name: str, method: str) -> bool:
         if n == name:
             return methods is None or method in methods
     return False
-
-
-def show(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -181,7 +173,7 @@ class ConfigureScreen(StepScreen):
             return Select(opts, value=value or "", allow_blank=False, id=f"f-{name}", compact=True)
         if isinstance(value, bool):
             return YesBox("", value, id=f"f-{name}", compact=True)
-        return Input(show(value), id=f"f-{name}", compact=True)
+        return Input(show_value(value), id=f"f-{name}", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -239,9 +231,9 @@ class ConfigureScreen(StepScreen):
         elif isinstance(w, Checkbox):
             with w.prevent(Checkbox.Changed):
                 w.value = bool(value)
-        elif w.value != show(value) and not w.has_focus:
+        elif w.value != show_value(value) and not w.has_focus:
             with w.prevent(Input.Changed):
-                w.value = show(value)
+                w.value = show_value(value)
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
@@ -294,7 +286,8 @@ class ConfigureScreen(StepScreen):
             self.replan(now=True)
             return
         lines = "\n".join(
-            f"  {k}: yours {show(a)} -> {method}'s {show(b)}" for k, (a, b) in clash.items()
+            f"  {k}: yours {show_value(a)} -> {method}'s {show_value(b)}"
+            for k, (a, b) in clash.items()
         )
         question = (
             f"Switch to {method}: replace your values with {method}'s defaults?\n{lines}\n"
@@ -344,7 +337,7 @@ class ConfigureScreen(StepScreen):
         if not mine:
             self.notify("nothing to replace: every value is the plan's")
             return
-        shown = ", ".join(f"{k}={show(self.edits[k])}" for k in mine[:8])
+        shown = ", ".join(f"{k}={show_value(self.edits[k])}" for k in mine[:8])
         more = f" and {len(mine) - 8} more" if len(mine) > 8 else ""
         question = (
             f"Replace your {len(mine)} value(s) with the plan's?\n  {shown}{more}\n"

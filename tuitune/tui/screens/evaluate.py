@@ -174,19 +174,10 @@ def _rows_with_intervals(comps: list[Any]) -> list[tuple[str, ...]]:
     """The summary rows with each change's 95% interval (core.evaluation.report formats both)."""
     if not comps:
         return []
-    from tuitune.core.evaluation.figures import fmt_change, fmt_value, label
+    from tuitune.core.evaluation.figures import comparison_rows
 
     try:
-        return [
-            (
-                label(c.metric),
-                str(c.n),
-                fmt_value(c, c.before),
-                fmt_value(c, c.after),
-                fmt_change(c, interval=True),
-            )
-            for c in comps
-        ]
+        return comparison_rows(comps, interval=True)
     except AttributeError:  # results of another shape: the rows the App computed
         return []
 

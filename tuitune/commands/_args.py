@@ -1,4 +1,5 @@
-"""The ``--nodes N --node-rank R --rdzv HOST:PORT`` flags, shared by replay and plan."""
+"""Flags shared by replay and plan: ``--set FIELD=VALUE`` and ``--nodes N --node-rank R
+--rdzv HOST:PORT``."""
 
 from __future__ import annotations
 
@@ -17,4 +18,15 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
         "--rdzv",
         metavar="HOST:PORT",
         help="address of the --node-rank 0 machine and a free port there, e.g. 10.0.0.1:29500",
+    )
+
+
+def add_override_argument(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"override a training-spec field, e.g. --set {example} (repeatable)",
     )
