@@ -59,7 +59,14 @@ def result(label: str, run) -> dict:  # noqa: ANN001
     if final.get("type") != "finished":
         raise SystemExit(f"{label}: training {final.get('type')}: {final.get('message')}")
     rate, tokens, seconds = real_tokens_per_second(read_events(run.events))
-    return {"label": label, "tokens_per_second": rate, "tokens": tokens, "seconds": seconds}
+    steps = sum(1 for e in read_events(run.events) if e.get("type") == "step")
+    return {
+        "label": label,
+        "tokens_per_second": rate,
+        "tokens": tokens,
+        "seconds": seconds,
+        "step_events": steps,
+    }
 
 
 def main() -> int:
@@ -72,10 +79,14 @@ def main() -> int:
     )
     args = ap.parse_args()
 
+    from tuitune.core.models.resolve import resolve_model
     from tuitune.core.session import load_session
     from tuitune.core.training.plan import make_plan
 
     session = load_session(args.session)
+    # The model on disk first (the default's first conversion), so the plan measures the data
+    # with its tokenizer, as replay does; planned without lengths it packs a different batch.
+    resolve_model(session.model.ref)
     plan = make_plan(session, overrides={"max_steps": args.steps, "eval_steps": 10_000})
     off = dataclasses.replace(plan, spec=levers_off(plan.spec))
     print("plan levers:", ", ".join(f"{lv.name}={lv.setting}" for lv in plan.levers))

@@ -552,7 +552,7 @@ def make_plan(
                 top = int(getattr(data_stats, "token_max", 0) or hist[-1][1])
                 lengths = [min(top, (lo + hi) // 2) for lo, hi, c in hist for _ in range(int(c))]
                 lengths.append(top)
-        length_note = "token lengths from the caller's data statistics"
+        length_note = f"token lengths of {len(lengths or [])} rows, from the data already measured"
     else:
         lengths, length_note = data_token_lengths(session, folder)
     notes.append(length_note)
