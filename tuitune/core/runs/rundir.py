@@ -18,7 +18,6 @@ RUN/
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 import uuid
@@ -29,6 +28,7 @@ from typing import Any
 from tuitune.core import paths
 from tuitune.core.atomic import write_json_atomic
 from tuitune.core.errors import TuituneError
+from tuitune.core.jsonio import read_object
 from tuitune.core.runs.pids import proc_start_time
 from tuitune.core.spec import TrainSpec
 
@@ -118,11 +118,8 @@ def find_run(ref: str | Path) -> RunDir:
 
 
 def read_run_json(run: RunDir) -> dict[str, Any]:
-    try:
-        data = json.loads(run.run_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """run.json, or ``{}`` while it is missing or half-written (another process writes it)."""
+    return read_object(run.run_json)
 
 
 def mark_preparing(run: RunDir, **fields: Any) -> None:
